@@ -1,0 +1,298 @@
+//! The command line: `serve` and `migrate`, each option with an environment twin.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{listen_address, DelayRange, Faults, Secret, Settings};
+use crate::role::Role;
+use crate::stores::StoreUrl;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecommerce",
+    version,
+    about = "A simulated online shop: every service in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one or more of the shop's services.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Role(s) to run: one of web-gateway, api-gateway, cart, checkout, content, payment,
+    /// product; a comma-separated list; or `all`.
+    #[arg(long, env = "ECOMMERCE_ROLE", value_parser = parse_roles)]
+    pub role: RoleList,
+
+    /// Where the role listens (HOST:PORT). With several roles, the web-gateway's address;
+    /// the others take the next ports (port+1 ... port+6). Default 127.0.0.1:<role's port>.
+    #[arg(long, env = "ECOMMERCE_LISTEN", value_parser = parse_listen)]
+    pub listen: Option<(String, u16)>,
+
+    /// How web-gateway and checkout reach the api-gateway.
+    #[arg(long, env = "ECOMMERCE_API_GATEWAY_URL", value_parser = parse_http_url)]
+    pub api_gateway_url: Option<String>,
+
+    /// Where the api-gateway sends a service, as NAME=URL (repeatable). Also from
+    /// ECOMMERCE_UPSTREAM_<NAME> (e.g. ECOMMERCE_UPSTREAM_CART).
+    #[arg(long = "upstream", value_name = "NAME=URL", value_parser = parse_upstream)]
+    pub upstreams: Vec<(Role, String)>,
+
+    /// cart-data: redis://... or memory.
+    #[arg(long, env = "ECOMMERCE_CART_DATA", default_value = "memory")]
+    pub cart_data: StoreUrl,
+
+    /// cart-data's replica, read when the primary is down.
+    #[arg(long, env = "ECOMMERCE_CART_DATA_REPLICA")]
+    pub cart_data_replica: Option<StoreUrl>,
+
+    /// session-data: redis://... or memory.
+    #[arg(long, env = "ECOMMERCE_SESSION_DATA", default_value = "memory")]
+    pub session_data: StoreUrl,
+
+    /// session-data's replica.
+    #[arg(long, env = "ECOMMERCE_SESSION_DATA_REPLICA")]
+    pub session_data_replica: Option<StoreUrl>,
+
+    /// product-data: postgres://... or memory (the catalog built into the binary).
+    #[arg(long, env = "ECOMMERCE_PRODUCT_DATA", default_value = "memory")]
+    pub product_data: StoreUrl,
+
+    /// HMAC key for session cookies; random per process when absent.
+    #[arg(long, env = "ECOMMERCE_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+
+    /// Base URL of an image bucket; absent: the built-in images.
+    #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_http_url)]
+    pub content_source: Option<String>,
+
+    /// Simulated payment processing time, MIN-MAX milliseconds.
+    #[arg(long, env = "ECOMMERCE_PAYMENT_DELAY_MS", default_value = "500-1000")]
+    pub payment_delay_ms: DelayRange,
+
+    /// Switch on a fault scenario, NAME[=VALUE] (repeatable): basic-bug, bind-localhost,
+    /// payment-failure=<ratio>, payment-latency=<ms>, cart-data-outage, memory-leak=<role>.
+    #[arg(long = "fault", env = "ECOMMERCE_FAULTS", value_delimiter = ',')]
+    pub faults: Vec<String>,
+
+    /// Carts expire this long after their last use.
+    #[arg(long, env = "ECOMMERCE_CART_TTL_SECS", default_value_t = 24 * 3600)]
+    pub cart_ttl_secs: u64,
+
+    /// Sessions expire this long after the last page load.
+    #[arg(long, env = "ECOMMERCE_SESSION_TTL_SECS", default_value_t = 30 * 60)]
+    pub session_ttl_secs: u64,
+
+    /// Connect timeout of every outgoing call.
+    #[arg(long, env = "ECOMMERCE_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    pub connect_timeout_ms: u64,
+
+    /// Total timeout of every outgoing call (until the answer's headers).
+    #[arg(long, env = "ECOMMERCE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Worker threads per role (0: one per CPU).
+    #[arg(long, env = "ECOMMERCE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Seconds in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "ECOMMERCE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleList(pub Vec<Role>);
+
+fn parse_roles(s: &str) -> Result<RoleList, String> {
+    Role::parse_list(s).map(RoleList).map_err(|e| e.to_string())
+}
+
+fn parse_listen(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("'{port}' is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// An absolute http(s) URL with a host, kept without a trailing slash.
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: actix_web::http::Uri = s.parse().map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => {
+            Ok(s.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!("'{s}' is not an http:// or https:// URL")),
+    }
+}
+
+fn parse_upstream(s: &str) -> Result<(Role, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=URL"))?;
+    let role = Role::upstream(name).ok_or_else(|| {
+        format!(
+            "'{name}' is not a service the api-gateway forwards to (valid: {})",
+            Role::UPSTREAMS.map(Role::as_str).join(", ")
+        )
+    })?;
+    Ok((role, parse_http_url(url)?))
+}
+
+/// Bad configuration: the option to fix and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{option}: {reason}")]
+pub struct ConfigError {
+    pub option: String,
+    pub reason: String,
+}
+
+impl ServeArgs {
+    /// Settings from the parsed options; `env` looks up environment variables that clap
+    /// cannot map by itself (the per-service upstream twins).
+    pub fn into_settings(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let roles = self.role.0;
+        let mut settings = Settings::local(roles.clone(), 8080);
+        if let Some((host, port)) = &self.listen {
+            settings.listen = if roles.len() == 1 {
+                BTreeMap::from([(roles[0], listen_address(host, *port, Role::WebGateway))])
+            } else {
+                roles
+                    .iter()
+                    .map(|r| (*r, listen_address(host, *port, *r)))
+                    .collect()
+            };
+        } else {
+            settings.listen = roles
+                .iter()
+                .map(|r| (*r, format!("127.0.0.1:{}", r.default_port())))
+                .collect();
+        }
+
+        for role in Role::UPSTREAMS {
+            let var = format!(
+                "ECOMMERCE_UPSTREAM_{}",
+                role.as_str().to_uppercase().replace('-', "_")
+            );
+            if let Some(url) = env(&var) {
+                let url = parse_http_url(&url).map_err(|reason| ConfigError {
+                    option: var.clone(),
+                    reason,
+                })?;
+                settings.upstreams.insert(role, url);
+            }
+        }
+        // The command line wins over the environment.
+        settings.upstreams.extend(self.upstreams);
+
+        let mut faults = Faults::default();
+        for spec in self.faults.iter().filter(|s| !s.trim().is_empty()) {
+            faults.enable(spec).map_err(|reason| ConfigError {
+                option: "--fault".into(),
+                reason,
+            })?;
+        }
+
+        settings.api_gateway_url = self.api_gateway_url;
+        settings.cart_data = self.cart_data;
+        settings.cart_data_replica = self.cart_data_replica;
+        settings.session_data = self.session_data;
+        settings.session_data_replica = self.session_data_replica;
+        settings.product_data = self.product_data;
+        if let Some(secret) = self.session_secret.filter(|s| !s.is_empty()) {
+            settings.session_secret = Secret::new(secret);
+        }
+        settings.content_source = self.content_source;
+        settings.payment_delay = self.payment_delay_ms;
+        settings.faults = faults;
+        settings.cart_ttl = Duration::from_secs(self.cart_ttl_secs.max(1));
+        settings.session_ttl = Duration::from_secs(self.session_ttl_secs.max(1));
+        settings.connect_timeout = Duration::from_millis(self.connect_timeout_ms.max(1));
+        settings.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        settings.workers = self.workers;
+        settings.shutdown_timeout = Duration::from_secs(self.shutdown_timeout_secs);
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["ecommerce", "serve"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command;
+        serve.into_settings(|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn all_roles_take_consecutive_ports_from_listen() {
+        let s = settings(&["--role", "all", "--listen", "0.0.0.0:9000"]).unwrap();
+        assert_eq!(s.listen[&Role::WebGateway], "0.0.0.0:9000");
+        assert_eq!(s.listen[&Role::ApiGateway], "0.0.0.0:9001");
+        assert_eq!(s.listen[&Role::Product], "0.0.0.0:9006");
+    }
+
+    #[test]
+    fn one_role_listens_where_told() {
+        let s = settings(&["--role", "cart", "--listen", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(s.listen[&Role::Cart], "0.0.0.0:8080");
+        let s = settings(&["--role", "cart"]).unwrap();
+        assert_eq!(s.listen[&Role::Cart], "127.0.0.1:8082");
+    }
+
+    #[test]
+    fn bad_options_name_themselves() {
+        let err = settings(&["--role", "basket"]).unwrap_err();
+        assert!(err.contains("--role") && err.contains("basket"), "{err}");
+        let err = settings(&["--role", "cart", "--api-gateway-url", "ftp://x"]).unwrap_err();
+        assert!(err.contains("--api-gateway-url"), "{err}");
+        let err = settings(&["--role", "cart", "--upstream", "redis=http://x"]).unwrap_err();
+        assert!(err.contains("--upstream"), "{err}");
+        let err = settings(&["--role", "cart", "--fault", "meteor"]).unwrap_err();
+        assert!(err.contains("--fault"), "{err}");
+        let err = settings(&["--role", "cart", "--cart-data", "mysql://x"]).unwrap_err();
+        assert!(err.contains("--cart-data"), "{err}");
+    }
+
+    #[test]
+    fn upstreams_come_from_flags_and_environment() {
+        let cli = Cli::try_parse_from([
+            "ecommerce",
+            "serve",
+            "--role",
+            "api-gateway",
+            "--upstream",
+            "cart=http://cart:80/",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command;
+        let s = serve
+            .into_settings(|var| {
+                (var == "ECOMMERCE_UPSTREAM_PRODUCT").then(|| "http://product:80".to_string())
+            })
+            .unwrap();
+        assert_eq!(s.upstreams[&Role::Cart], "http://cart:80");
+        assert_eq!(s.upstreams[&Role::Product], "http://product:80");
+    }
+}

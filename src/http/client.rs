@@ -1,0 +1,133 @@
+//! The outgoing HTTP client (one per worker) and how its failures map to 502/504.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use awc::error::SendRequestError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::trace::{TraceContext, TRACEPARENT};
+use super::ApiError;
+
+/// The largest upstream body a role reads whole (proxies stream and never read them).
+const MAX_UPSTREAM_BODY: usize = 1024 * 1024;
+
+/// Timeouts of every outgoing call.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+/// A client with explicit timeouts that follows no redirects.
+pub fn build(timeouts: Timeouts) -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().timeout(timeouts.connect))
+        .timeout(timeouts.request)
+        .disable_redirects()
+        .finish()
+}
+
+/// Maps a failed call to `what` (a service name, never an address) to 502 or 504.
+pub fn send_error(what: &str, e: SendRequestError) -> ApiError {
+    match e {
+        SendRequestError::Timeout => ApiError::Timeout(format!("{what} did not answer in time")),
+        SendRequestError::Connect(awc::error::ConnectError::Timeout) => {
+            ApiError::Timeout(format!("{what} did not accept the connection in time"))
+        }
+        other => {
+            log::warn!("msg=\"upstream call failed\" upstream={what} error=\"{other}\"");
+            ApiError::Upstream(format!("{what} is unreachable"))
+        }
+    }
+}
+
+/// A JSON call's answer: its status and body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as `T`, or 502 when `what` answered something unexpected.
+    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            log::warn!("msg=\"unexpected upstream answer\" upstream={what} error=\"{e}\"");
+            ApiError::Upstream(format!("{what} answered with an unexpected body"))
+        })
+    }
+
+    /// The `reason` of a JSON failure, or a generic one.
+    pub fn reason(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("reason")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("upstream answered {}", self.status))
+    }
+}
+
+/// Sends `body` as JSON to `url` with the request's trace context, reading the whole
+/// answer within the client's timeout.
+pub async fn call_json<B: Serialize>(
+    client: &awc::Client,
+    method: actix_web::http::Method,
+    url: &str,
+    what: &str,
+    trace: &TraceContext,
+    body: &B,
+) -> Result<Reply, ApiError> {
+    let mut response = client
+        .request(method, url)
+        .insert_header((TRACEPARENT, trace.traceparent()))
+        .send_json(body)
+        .await
+        .map_err(|e| send_error(what, e))?;
+    let body = response
+        .body()
+        .limit(MAX_UPSTREAM_BODY)
+        .await
+        .map_err(|e| match e {
+            awc::error::PayloadError::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                ApiError::Timeout(format!("{what} did not answer in time"))
+            }
+            other => {
+                log::warn!("msg=\"upstream body failed\" upstream={what} error=\"{other}\"");
+                ApiError::Upstream(format!("{what} sent an incomplete answer"))
+            }
+        })?;
+    Ok(Reply {
+        status: response.status(),
+        body,
+    })
+}
+
+/// Whether `url` answers `/healthz` with 200, for readiness checks.
+pub async fn healthy(client: &awc::Client, url: &str) -> Result<(), String> {
+    let response = client
+        .get(format!("{}/healthz", url.trim_end_matches('/')))
+        .send()
+        .await
+        .map_err(|e| match e {
+            SendRequestError::Timeout => "timed out".to_string(),
+            _ => "unreachable".to_string(),
+        })?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", response.status()))
+    }
+}
+
+/// The error to give when `what` answered a call with a failure status: its refusals
+/// (4xx) pass on as they are; its outages become 503/504/502.
+pub fn upstream_failure(what: &str, reply: &Reply) -> ApiError {
+    let reason = reply.reason();
+    match reply.status {
+        s if s.is_client_error() => ApiError::Refused { status: s, reason },
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(format!("{what}: {reason}")),
+        StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(format!("{what}: {reason}")),
+        _ => ApiError::Upstream(format!("{what} failed: {reason}")),
+    }
+}

@@ -1,0 +1,133 @@
+//! The one error type of every HTTP handler; clients see a short reason, logs the cause.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::Invalid;
+use crate::stores::StoreError;
+
+/// The body limit of every endpoint that reads a body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A refusal decided upstream, passed on with its status (e.g. a declined card).
+    #[error("{reason}")]
+    Refused { status: StatusCode, reason: String },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Upstream(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// A bug or an unexpected state; the cause goes to the log, not to the client.
+    #[error("Internal error")]
+    Unexpected(String),
+}
+
+/// The JSON shape of every error: `{"message": "failure", "reason": ...}`.
+#[derive(Serialize)]
+pub struct Failure<'a> {
+    pub message: &'static str,
+    pub reason: &'a str,
+}
+
+impl ApiError {
+    /// True for refusals of the request itself (4xx).
+    pub fn is_client_error(&self) -> bool {
+        self.status_code().is_client_error()
+    }
+
+    /// The text logged for a server-side failure (the client sees only `Display`).
+    pub fn cause(&self) -> &str {
+        match self {
+            ApiError::Unexpected(cause) => cause,
+            _ => "",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Refused { status, .. } => *status,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(Failure {
+            message: "failure",
+            reason: &self.to_string(),
+        })
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::Validation(e.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CartFull => ApiError::Validation(e.to_string()),
+            StoreError::Unavailable { .. } | StoreError::ReadOnly { .. } => {
+                ApiError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+/// The JSON 404 of every path a role does not serve.
+pub async fn no_route(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "No route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    #[actix_web::test]
+    async fn errors_render_as_json_failures() {
+        let response = ApiError::Forbidden("Invalid session".into()).error_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = to_bytes(response.into_body()).await.unwrap();
+        assert_eq!(
+            body.as_ref(),
+            br#"{"message":"failure","reason":"Invalid session"}"#
+        );
+    }
+
+    #[test]
+    fn unexpected_errors_hide_their_cause() {
+        let e = ApiError::Unexpected("pool exhausted at 10.0.0.3".into());
+        assert_eq!(e.to_string(), "Internal error");
+        assert_eq!(e.cause(), "pool exhausted at 10.0.0.3");
+    }
+}

@@ -1,0 +1,137 @@
+//! Forwarding a request to an upstream and its answer back, streaming both bodies.
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{Bytes, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::client::send_error;
+use super::trace::{TraceContext, TRACEPARENT};
+use super::ApiError;
+
+/// The body to forward: streamed as it arrives, or already read (when it was inspected).
+pub enum Body {
+    Stream(Payload),
+    Bytes(Bytes),
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including any that `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sends `req` (method, headers, body) to `url` and relays the answer. `what` names the
+/// upstream in errors. Hop-by-hop headers are dropped both ways, `X-Forwarded-For` is
+/// appended, and redirects are passed back rather than followed.
+pub async fn forward(
+    client: &awc::Client,
+    req: &HttpRequest,
+    url: &str,
+    what: &str,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let mut outgoing = client.request_from(url, req.head()).no_decompress();
+    let headers = outgoing.headers_mut();
+    strip_hop_by_hop(headers);
+    // The upstream gets its own Host; the body length is set from the body below.
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    if let Ok(value) = HeaderValue::from_str(&TraceContext::of(req).traceparent()) {
+        headers.insert(HeaderName::from_static(TRACEPARENT), value);
+    }
+    if let Some(peer) = req.peer_addr() {
+        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(previous) => format!("{previous}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+    }
+
+    let sent = match body {
+        Body::Bytes(bytes) => outgoing.send_body(bytes).await,
+        Body::Stream(payload) => match content_length(req.headers()) {
+            Some(0) => outgoing.send().await,
+            Some(len) => outgoing.send_body(SizedStream::new(len, payload)).await,
+            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+                outgoing.send_stream(payload).await
+            }
+            None => outgoing.send().await,
+        },
+    };
+    let upstream = sent.map_err(|e| send_error(what, e))?;
+
+    let status = upstream.status();
+    let mut response = HttpResponse::build(status);
+    let mut upstream_headers = upstream.headers().clone();
+    strip_hop_by_hop(&mut upstream_headers);
+    let length = content_length(&upstream_headers);
+    upstream_headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in upstream_headers.iter() {
+        response.append_header((name.clone(), value.clone()));
+    }
+    let bodiless = req.method() == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational();
+    Ok(match length {
+        _ if bodiless => response.finish(),
+        Some(len) => response.body(SizedStream::new(len, upstream)),
+        None => response.streaming(upstream),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_including_those_connection_names() {
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(|k| k.as_str().to_string()).collect();
+        assert_eq!(left, ["content-type"]);
+    }
+}

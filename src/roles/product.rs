@@ -1,0 +1,121 @@
+//! product: the catalog in product-data, by id, by list and by search.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::domain::ProductId;
+use crate::http::context::RoleContext;
+use crate::http::{body, ApiError};
+use crate::stores::ProductStore;
+
+/// The most results one search returns, and the longest query.
+pub const MAX_PAGE_SIZE: usize = 100;
+pub const MAX_QUERY_LEN: usize = 256;
+/// The most ids one `/documents` call may name.
+pub const MAX_DOCUMENT_IDS: usize = 1000;
+
+pub struct State {
+    pub products: ProductStore,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/documents", web::get().to(documents))
+        .route("/documents", web::post().to(documents))
+        .route("/search", web::get().to(search))
+        .route("/search", web::post().to(search))
+        .route("/suggestions", web::get().to(search))
+        .route("/suggestions", web::post().to(search))
+        .route("/products/{id}", web::get().to(product));
+}
+
+/// `["<id>", ...]` → those products; an empty or absent body → all of them.
+async fn documents(
+    state: web::Data<State>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ids: Vec<String> = body::optional_json(payload).await?.unwrap_or_default();
+    if ids.len() > MAX_DOCUMENT_IDS {
+        return Err(ApiError::Validation(format!(
+            "At most {MAX_DOCUMENT_IDS} ids per request"
+        )));
+    }
+    let ids = ids
+        .iter()
+        .map(|id| ProductId::parse(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let products = state.products.documents(&ids).await?;
+    Ok(HttpResponse::Ok().json(products))
+}
+
+#[derive(Deserialize, Default)]
+struct SearchRequest {
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    page: Option<Page>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    size: Option<u64>,
+}
+
+async fn search(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let request: SearchRequest = body::optional_json(payload).await?.unwrap_or_default();
+    if request.query.chars().count() > MAX_QUERY_LEN {
+        return Err(ApiError::Validation(format!(
+            "Query is longer than {MAX_QUERY_LEN} characters"
+        )));
+    }
+    let size = match request.page.and_then(|p| p.size) {
+        None => MAX_PAGE_SIZE,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => {
+            return Err(ApiError::Validation(format!(
+                "page.size must be from 1 to {MAX_PAGE_SIZE}"
+            )))
+        }
+    };
+    if ctx.faults.basic_bug {
+        return Err(basic_bug());
+    }
+    let page = state.products.search(&request.query, size).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "meta": {"page": {"total_results": page.total, "size": size}},
+        "results": page.results,
+    })))
+}
+
+/// The basic-bug fault: burn CPU on the worker for a while, then fail.
+fn basic_bug() -> ApiError {
+    let started = Instant::now();
+    let mut digest = [0u8; 32];
+    while started.elapsed() < Duration::from_millis(250) {
+        for _ in 0..1000 {
+            digest = Sha256::digest(digest).into();
+        }
+    }
+    ApiError::Unexpected(format!(
+        "basic-bug fault: search gave up after heavy work ({:02x})",
+        digest[0]
+    ))
+}
+
+async fn product(
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::parse(&path.into_inner())?;
+    match state.products.get(&id).await? {
+        Some(product) => Ok(HttpResponse::Ok().json(product)),
+        None => Err(ApiError::NotFound(format!("No product with id {id}"))),
+    }
+}

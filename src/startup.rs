@@ -1,0 +1,434 @@
+//! Builds the shop from `Settings`: binds every role's listener, builds stores and shared
+//! pieces once, starts each role's server, and stops them all on SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::domain::SessionSigner;
+use crate::http::client::{self, Timeouts};
+use crate::http::context::{Dependency, RoleContext};
+use crate::http::error::no_route;
+use crate::http::{health, observe};
+use crate::role::Role;
+use crate::roles;
+use crate::stores::{CartStore, ProductStore, SessionStore, StoreUrl};
+
+/// Why the shop could not start; each names the option to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("--listen: cannot listen on {address} for {role}: {source}")]
+    Listen {
+        role: Role,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{option}: {reason}")]
+    Config {
+        option: &'static str,
+        reason: String,
+    },
+    #[error("cannot start {role}: {source}")]
+    Server { role: Role, source: std::io::Error },
+}
+
+/// The running shop: one server per role, each already started on the actix runtime.
+pub struct Application {
+    servers: Vec<Running>,
+}
+
+struct Running {
+    role: Role,
+    address: SocketAddr,
+    handle: ServerHandle,
+    task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Application {
+    /// Binds and starts every role of `settings`. Must run inside an actix system.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listeners = bind_all(&settings)?;
+        let addresses: BTreeMap<Role, SocketAddr> = listeners
+            .iter()
+            .map(|(role, l)| {
+                (
+                    *role,
+                    l.local_addr().expect("bound listener has an address"),
+                )
+            })
+            .collect();
+        let wiring = Wiring::resolve(&settings, &addresses);
+        let shared = Shared::build(&settings, wiring)?;
+        let mut servers = Vec::new();
+        for (role, listener) in listeners {
+            let address = addresses[&role];
+            let server = serve(role, listener, &settings, &shared)
+                .map_err(|source| StartupError::Server { role, source })?;
+            log::info!("msg=\"serving\" service={role} address={address}");
+            // A server starts when polled: spawn each so that all run at once.
+            servers.push(Running {
+                role,
+                address,
+                handle: server.handle(),
+                task: actix_web::rt::spawn(server),
+            });
+        }
+        Ok(Application { servers })
+    }
+
+    /// Where `role` listens (with port 0 resolved).
+    pub fn address(&self, role: Role) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|s| s.role == role)
+            .map(|s| s.address)
+    }
+
+    /// Handles to stop the servers (gracefully or not).
+    pub fn handles(&self) -> Vec<ServerHandle> {
+        self.servers.iter().map(|s| s.handle.clone()).collect()
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops accepting, lets in-flight requests
+    /// finish (bounded by the shutdown timeout) and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handles = self.handles();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            log::info!("msg=\"shutting down\"");
+            for handle in &handles {
+                handle.stop(true).await;
+            }
+        });
+        for running in self.servers {
+            running
+                .task
+                .await
+                .map_err(|e| std::io::Error::other(format!("{} stopped: {e}", running.role)))??;
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn bind_all(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupError> {
+    settings
+        .roles
+        .iter()
+        .map(|&role| {
+            let mut address = settings
+                .listen
+                .get(&role)
+                .cloned()
+                .unwrap_or_else(|| format!("127.0.0.1:{}", role.default_port()));
+            if role == Role::ApiGateway && settings.faults.bind_localhost {
+                let port = address.rsplit(':').next().unwrap_or("0");
+                log::warn!("msg=\"fault bind-localhost: api-gateway binds 127.0.0.1 only\"");
+                address = format!("127.0.0.1:{port}");
+            }
+            bind(&address)
+                .map(|l| (role, l))
+                .map_err(|source| StartupError::Listen {
+                    role,
+                    address,
+                    source,
+                })
+        })
+        .collect()
+}
+
+fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address");
+    for addr in address.to_socket_addrs()? {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Where each role finds the others: explicit URLs first, then the roles of this
+/// process, then the default local ports.
+#[derive(Debug, Clone)]
+struct Wiring {
+    api_gateway: String,
+    upstreams: BTreeMap<Role, String>,
+}
+
+impl Wiring {
+    fn resolve(settings: &Settings, bound: &BTreeMap<Role, SocketAddr>) -> Self {
+        let url_of = |role: Role| -> String {
+            match bound.get(&role) {
+                Some(addr) => format!("http://{}", reachable(*addr)),
+                None => format!("http://127.0.0.1:{}", role.default_port()),
+            }
+        };
+        let api_gateway = settings
+            .api_gateway_url
+            .clone()
+            .unwrap_or_else(|| url_of(Role::ApiGateway));
+        let upstreams = Role::UPSTREAMS
+            .into_iter()
+            .map(|role| {
+                let url = settings
+                    .upstreams
+                    .get(&role)
+                    .cloned()
+                    .unwrap_or_else(|| url_of(role));
+                (role, url.trim_end_matches('/').to_string())
+            })
+            .collect();
+        Wiring {
+            api_gateway: api_gateway.trim_end_matches('/').to_string(),
+            upstreams,
+        }
+    }
+}
+
+/// An address a local client can connect to (a wildcard bind is reached on loopback).
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
+}
+
+/// What the roles of one process share, built once.
+struct Shared {
+    wiring: Wiring,
+    faults: Arc<crate::config::Faults>,
+    carts: Option<CartStore>,
+    sessions: Option<SessionStore>,
+    products: Option<ProductStore>,
+    signer: SessionSigner,
+    timeouts: Timeouts,
+    workers: usize,
+    shutdown_timeout: u64,
+    content_source: Option<String>,
+    payment_delay: crate::config::DelayRange,
+}
+
+impl Shared {
+    fn build(settings: &Settings, wiring: Wiring) -> Result<Self, StartupError> {
+        let has = |role| settings.roles.contains(&role);
+        let carts = has(Role::Cart).then(|| cart_store(settings)).transpose()?;
+        let sessions = has(Role::WebGateway)
+            .then(|| session_store(settings))
+            .transpose()?;
+        let products = has(Role::Product)
+            .then(|| product_store(settings))
+            .transpose()?;
+        if settings.session_secret.generated && has(Role::WebGateway) {
+            log::warn!(
+                "msg=\"no --session-secret given: using a random one; replicas of web-gateway would disagree\""
+            );
+        }
+        for fault in settings.faults.active() {
+            log::warn!("msg=\"fault active\" fault={fault}");
+        }
+        Ok(Shared {
+            wiring,
+            faults: Arc::new(settings.faults.clone()),
+            carts,
+            sessions,
+            products,
+            signer: SessionSigner::new(settings.session_secret.expose().as_bytes()),
+            timeouts: Timeouts {
+                connect: settings.connect_timeout,
+                request: settings.request_timeout,
+            },
+            workers: if settings.workers == 0 {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            } else {
+                settings.workers
+            },
+            shutdown_timeout: settings.shutdown_timeout.as_secs().max(1),
+            content_source: settings.content_source.clone(),
+            payment_delay: settings.payment_delay,
+        })
+    }
+}
+
+fn unsupported(option: &'static str, url: &StoreUrl) -> StartupError {
+    StartupError::Config {
+        option,
+        reason: format!("{url:?} is not a backend this store supports"),
+    }
+}
+
+fn cart_store(settings: &Settings) -> Result<CartStore, StartupError> {
+    match &settings.cart_data {
+        StoreUrl::Memory => Ok(CartStore::memory(settings.cart_ttl)),
+        other => Err(unsupported("--cart-data", other)),
+    }
+}
+
+fn session_store(settings: &Settings) -> Result<SessionStore, StartupError> {
+    match &settings.session_data {
+        StoreUrl::Memory => Ok(SessionStore::memory(settings.session_ttl)),
+        other => Err(unsupported("--session-data", other)),
+    }
+}
+
+fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
+    match &settings.product_data {
+        StoreUrl::Memory => {
+            let products = crate::catalog::parse_csv(crate::catalog::BUILTIN_CSV).map_err(|e| {
+                StartupError::Config {
+                    option: "--product-data",
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(ProductStore::memory(products))
+        }
+        other => Err(unsupported("--product-data", other)),
+    }
+}
+
+/// Starts the server of one role on its listener.
+fn serve(
+    role: Role,
+    listener: TcpListener,
+    settings: &Settings,
+    shared: &Shared,
+) -> std::io::Result<Server> {
+    let dependencies = dependencies(role, shared);
+    let context = web::Data::new(RoleContext::new(role, shared.faults.clone(), dependencies));
+    let state = RoleState::build(role, shared);
+    let timeouts = shared.timeouts;
+    let server = HttpServer::new(move || {
+        let app = App::new()
+            .wrap(from_fn(observe::observe))
+            .app_data(context.clone())
+            .app_data(web::Data::new(client::build(timeouts)))
+            .configure(|cfg| health::configure(cfg, role))
+            .default_service(web::to(no_route));
+        state.clone().install(app)
+    })
+    .workers(shared.workers)
+    .disable_signals()
+    .shutdown_timeout(shared.shutdown_timeout)
+    .listen(listener)?
+    .run();
+    let _ = settings;
+    Ok(server)
+}
+
+fn dependencies(role: Role, shared: &Shared) -> Vec<Dependency> {
+    let api_gateway = || Dependency::ApiGateway(shared.wiring.api_gateway.clone());
+    match role {
+        Role::Cart => shared
+            .carts
+            .clone()
+            .map(Dependency::CartData)
+            .into_iter()
+            .collect(),
+        Role::Product => shared
+            .products
+            .clone()
+            .map(Dependency::ProductData)
+            .into_iter()
+            .collect(),
+        Role::WebGateway => {
+            let mut deps: Vec<_> = shared
+                .sessions
+                .clone()
+                .map(Dependency::SessionData)
+                .into_iter()
+                .collect();
+            deps.push(api_gateway());
+            deps
+        }
+        Role::Checkout => vec![api_gateway()],
+        Role::ApiGateway | Role::Content | Role::Payment => Vec::new(),
+    }
+}
+
+/// The state of one role's handlers, shared by its workers.
+#[derive(Clone)]
+enum RoleState {
+    WebGateway(web::Data<roles::web_gateway::State>),
+    ApiGateway(web::Data<roles::api_gateway::State>),
+    Cart(web::Data<roles::cart::State>),
+    Checkout(web::Data<roles::checkout::State>),
+    Content(web::Data<roles::content::State>),
+    Payment(web::Data<roles::payment::State>),
+    Product(web::Data<roles::product::State>),
+}
+
+impl RoleState {
+    fn build(role: Role, shared: &Shared) -> Self {
+        let expect = "startup builds the store of every role it starts";
+        match role {
+            Role::WebGateway => RoleState::WebGateway(web::Data::new(roles::web_gateway::State {
+                api_gateway: shared.wiring.api_gateway.clone(),
+                sessions: shared.sessions.clone().expect(expect),
+                signer: shared.signer.clone(),
+            })),
+            Role::ApiGateway => RoleState::ApiGateway(web::Data::new(roles::api_gateway::State {
+                upstreams: shared.wiring.upstreams.clone(),
+            })),
+            Role::Cart => RoleState::Cart(web::Data::new(roles::cart::State {
+                carts: shared.carts.clone().expect(expect),
+            })),
+            Role::Checkout => RoleState::Checkout(web::Data::new(roles::checkout::State {
+                api_gateway: shared.wiring.api_gateway.clone(),
+            })),
+            Role::Content => RoleState::Content(web::Data::new(roles::content::State::new(
+                shared.content_source.clone(),
+            ))),
+            Role::Payment => RoleState::Payment(web::Data::new(roles::payment::State {
+                delay: shared.payment_delay,
+            })),
+            Role::Product => RoleState::Product(web::Data::new(roles::product::State {
+                products: shared.products.clone().expect(expect),
+            })),
+        }
+    }
+
+    /// Registers the state and routes of the role on `app`.
+    fn install<T>(self, app: App<T>) -> App<T>
+    where
+        T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    {
+        match self {
+            RoleState::WebGateway(s) => app.app_data(s).configure(roles::web_gateway::configure),
+            RoleState::ApiGateway(s) => app.app_data(s).configure(roles::api_gateway::configure),
+            RoleState::Cart(s) => app.app_data(s).configure(roles::cart::configure),
+            RoleState::Checkout(s) => app.app_data(s).configure(roles::checkout::configure),
+            RoleState::Content(s) => app.app_data(s).configure(roles::content::configure),
+            RoleState::Payment(s) => app.app_data(s).configure(roles::payment::configure),
+            RoleState::Product(s) => app.app_data(s).configure(roles::product::configure),
+        }
+    }
+}
