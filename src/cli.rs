@@ -24,6 +24,19 @@ pub struct Cli {
 pub enum Command {
     /// Run one or more of the shop's services.
     Serve(ServeArgs),
+    /// Create or upgrade the product-data schema and load the catalog (idempotent).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// product-data: postgres://user:password@host:port/products
+    #[arg(long, env = "ECOMMERCE_PRODUCT_DATA")]
+    pub product_data: StoreUrl,
+
+    /// A catalog CSV to load instead of the one built into the binary.
+    #[arg(long, env = "ECOMMERCE_CATALOG")]
+    pub catalog: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecommerce::cli::{Cli, Command};
+use ecommerce::cli::{Cli, Command, MigrateArgs};
 use ecommerce::startup::Application;
+use ecommerce::stores::StoreUrl;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +29,37 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Migrate(args) => match migrate(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
+}
+
+/// Loads the catalog (built in, or `--catalog`) into product-data.
+fn migrate(args: MigrateArgs) -> Result<(), String> {
+    let StoreUrl::Postgres(url) = &args.product_data else {
+        return Err("--product-data: migrate needs a postgres://... URL".into());
+    };
+    let csv = match &args.catalog {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--catalog: cannot read {}: {e}", path.display()))?,
+        None => ecommerce::catalog::BUILTIN_CSV.to_string(),
+    };
+    let products = ecommerce::catalog::parse_csv(&csv).map_err(|e| format!("--catalog: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let done = runtime
+        .block_on(ecommerce::stores::postgres::migrate(url, &products))
+        .map_err(|e| format!("--product-data: {e}"))?;
+    log::info!(
+        "msg=\"catalog migrated\" products={} changed={}",
+        done.products,
+        done.changed
+    );
+    Ok(())
 }
 
 /// One clear line on stderr and a non-zero exit.
@@ -40,20 +71,22 @@ fn fail(message: &str) -> ExitCode {
 /// logfmt lines: `ts=... level=... msg=... key=value ...`, level from RUST_LOG (info by
 /// default).
 fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|buf, record| {
-            let ts = buf.timestamp_millis();
-            let level = record.level().as_str().to_lowercase();
-            let args = record.args().to_string();
-            if args.starts_with("msg=") {
-                writeln!(buf, "ts={ts} level={level} {args}")
-            } else {
-                writeln!(
-                    buf,
-                    "ts={ts} level={level} msg={args:?} target={}",
-                    record.target()
-                )
-            }
-        })
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,tokio_postgres=warn"),
+    )
+    .format(|buf, record| {
+        let ts = buf.timestamp_millis();
+        let level = record.level().as_str().to_lowercase();
+        let args = record.args().to_string();
+        if args.starts_with("msg=") {
+            writeln!(buf, "ts={ts} level={level} {args}")
+        } else {
+            writeln!(
+                buf,
+                "ts={ts} level={level} msg={args:?} target={}",
+                record.target()
+            )
+        }
+    })
+    .init();
 }

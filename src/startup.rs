@@ -12,12 +12,12 @@ use actix_web::{web, App, HttpServer};
 use crate::config::Settings;
 use crate::domain::SessionSigner;
 use crate::http::client::{self, Timeouts};
-use crate::http::context::{Dependency, RoleContext};
+use crate::http::context::{Dependencies, Dependency, RoleContext};
 use crate::http::error::no_route;
 use crate::http::{health, observe};
 use crate::role::Role;
 use crate::roles;
-use crate::stores::{CartStore, ProductStore, SessionStore, StoreUrl};
+use crate::stores::{CartStore, ProductStore, SessionStore};
 
 /// Why the shop could not start; each names the option to fix.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +63,11 @@ impl Application {
             })
             .collect();
         let wiring = Wiring::resolve(&settings, &addresses);
-        let shared = Shared::build(&settings, wiring)?;
+        let shared = Arc::new(Shared::build(&settings, wiring)?);
         let mut servers = Vec::new();
         for (role, listener) in listeners {
             let address = addresses[&role];
-            let server = serve(role, listener, &settings, &shared)
+            let server = serve(role, listener, shared.clone())
                 .map_err(|source| StartupError::Server { role, source })?;
             log::info!("msg=\"serving\" service={role} address={address}");
             // A server starts when polled: spawn each so that all run at once.
@@ -219,6 +219,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// What the roles of one process share, built once.
+#[derive(Clone)]
 struct Shared {
     wiring: Wiring,
     faults: Arc<crate::config::Faults>,
@@ -234,6 +235,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// A copy for one worker thread, with store connections of its own.
+    fn for_worker(&self) -> Shared {
+        Shared {
+            carts: self.carts.as_ref().map(CartStore::for_worker),
+            sessions: self.sessions.as_ref().map(SessionStore::for_worker),
+            products: self.products.as_ref().map(ProductStore::for_worker),
+            ..self.clone()
+        }
+    }
+
     fn build(settings: &Settings, wiring: Wiring) -> Result<Self, StartupError> {
         let has = |role| settings.roles.contains(&role);
         let carts = has(Role::Cart).then(|| cart_store(settings)).transpose()?;
@@ -274,103 +285,69 @@ impl Shared {
     }
 }
 
-fn unsupported(option: &'static str, url: &StoreUrl) -> StartupError {
-    StartupError::Config {
-        option,
-        reason: format!("{url:?} is not a backend this store supports"),
-    }
+fn config_error(option: &'static str) -> impl FnOnce(String) -> StartupError {
+    move |reason| StartupError::Config { option, reason }
 }
 
 fn cart_store(settings: &Settings) -> Result<CartStore, StartupError> {
-    match &settings.cart_data {
-        StoreUrl::Memory => Ok(CartStore::memory(settings.cart_ttl)),
-        other => Err(unsupported("--cart-data", other)),
-    }
+    CartStore::connect(
+        &settings.cart_data,
+        settings.cart_data_replica.as_ref(),
+        settings.cart_ttl,
+    )
+    .map_err(config_error("--cart-data"))
 }
 
 fn session_store(settings: &Settings) -> Result<SessionStore, StartupError> {
-    match &settings.session_data {
-        StoreUrl::Memory => Ok(SessionStore::memory(settings.session_ttl)),
-        other => Err(unsupported("--session-data", other)),
-    }
+    SessionStore::connect(
+        &settings.session_data,
+        settings.session_data_replica.as_ref(),
+        settings.session_ttl,
+    )
+    .map_err(config_error("--session-data"))
 }
 
 fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
-    match &settings.product_data {
-        StoreUrl::Memory => {
-            let products = crate::catalog::parse_csv(crate::catalog::BUILTIN_CSV).map_err(|e| {
-                StartupError::Config {
-                    option: "--product-data",
-                    reason: e.to_string(),
-                }
-            })?;
-            Ok(ProductStore::memory(products))
-        }
-        other => Err(unsupported("--product-data", other)),
-    }
+    ProductStore::connect(&settings.product_data).map_err(config_error("--product-data"))
 }
 
-/// Starts the server of one role on its listener.
-fn serve(
-    role: Role,
-    listener: TcpListener,
-    settings: &Settings,
-    shared: &Shared,
-) -> std::io::Result<Server> {
-    let dependencies = dependencies(role, shared);
-    let context = web::Data::new(RoleContext::new(role, shared.faults.clone(), dependencies));
-    let state = RoleState::build(role, shared);
-    let timeouts = shared.timeouts;
+/// Starts the server of one role on its listener. Metrics are shared by the role's
+/// workers; clients and store connections are made per worker, on its own runtime.
+fn serve(role: Role, listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<Server> {
+    let context = web::Data::new(RoleContext::new(role, shared.faults.clone()));
+    let (workers, shutdown_timeout) = (shared.workers, shared.shutdown_timeout);
     let server = HttpServer::new(move || {
+        let worker = shared.for_worker();
         let app = App::new()
             .wrap(from_fn(observe::observe))
             .app_data(context.clone())
-            .app_data(web::Data::new(client::build(timeouts)))
+            .app_data(web::Data::new(client::build(worker.timeouts)))
+            .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
             .configure(|cfg| health::configure(cfg, role))
             .default_service(web::to(no_route));
-        state.clone().install(app)
+        RoleState::build(role, &worker).install(app)
     })
-    .workers(shared.workers)
+    .workers(workers)
     .disable_signals()
-    .shutdown_timeout(shared.shutdown_timeout)
+    .shutdown_timeout(shutdown_timeout)
     .listen(listener)?
     .run();
-    let _ = settings;
     Ok(server)
 }
 
 fn dependencies(role: Role, shared: &Shared) -> Vec<Dependency> {
-    let api_gateway = || Dependency::ApiGateway(shared.wiring.api_gateway.clone());
-    match role {
-        Role::Cart => shared
-            .carts
-            .clone()
-            .map(Dependency::CartData)
-            .into_iter()
-            .collect(),
-        Role::Product => shared
-            .products
-            .clone()
-            .map(Dependency::ProductData)
-            .into_iter()
-            .collect(),
-        Role::WebGateway => {
-            let mut deps: Vec<_> = shared
-                .sessions
-                .clone()
-                .map(Dependency::SessionData)
-                .into_iter()
-                .collect();
-            deps.push(api_gateway());
-            deps
-        }
-        Role::Checkout => vec![api_gateway()],
-        Role::ApiGateway | Role::Content | Role::Payment => Vec::new(),
-    }
+    let stores = match role {
+        Role::Cart => shared.carts.clone().map(Dependency::CartData),
+        Role::Product => shared.products.clone().map(Dependency::ProductData),
+        Role::WebGateway => shared.sessions.clone().map(Dependency::SessionData),
+        _ => None,
+    };
+    let callers = matches!(role, Role::WebGateway | Role::Checkout)
+        .then(|| Dependency::ApiGateway(shared.wiring.api_gateway.clone()));
+    stores.into_iter().chain(callers).collect()
 }
 
-/// The state of one role's handlers, shared by its workers.
-#[derive(Clone)]
+/// The state of one worker's handlers of a role.
 enum RoleState {
     WebGateway(web::Data<roles::web_gateway::State>),
     ApiGateway(web::Data<roles::api_gateway::State>),

@@ -18,6 +18,15 @@ pub enum Dependency {
 }
 
 impl Dependency {
+    /// Writes acknowledged without a replica (Redis stores).
+    pub fn unreplicated_writes(&self) -> u64 {
+        match self {
+            Dependency::CartData(s) => s.unreplicated_writes(),
+            Dependency::SessionData(s) => s.unreplicated_writes(),
+            _ => 0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Dependency::CartData(_) => "cart-data",
@@ -28,15 +37,18 @@ impl Dependency {
     }
 }
 
+/// The dependencies of one worker (each worker has its own store connections).
+pub struct Dependencies(pub Vec<Dependency>);
+
+/// Shared by all workers of a role.
 pub struct RoleContext {
     pub role: Role,
     pub metrics: Metrics,
     pub faults: Arc<Faults>,
-    pub dependencies: Vec<Dependency>,
 }
 
 impl RoleContext {
-    pub fn new(role: Role, faults: Arc<Faults>, dependencies: Vec<Dependency>) -> Self {
+    pub fn new(role: Role, faults: Arc<Faults>) -> Self {
         let metrics = Metrics::new(role);
         for fault in faults.active() {
             metrics.set("ecommerce_fault_active", &[("fault", &fault)], 1.0);
@@ -45,7 +57,6 @@ impl RoleContext {
             role,
             metrics,
             faults,
-            dependencies,
         }
     }
 }

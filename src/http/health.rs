@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::client;
-use super::context::{Dependency, RoleContext};
+use super::context::{Dependencies, Dependency, RoleContext};
 use crate::role::Role;
 use crate::stores::Health;
 
@@ -32,20 +32,42 @@ pub async fn info(ctx: web::Data<RoleContext>) -> HttpResponse {
     }))
 }
 
-async fn metrics(ctx: web::Data<RoleContext>) -> HttpResponse {
+async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> HttpResponse {
+    let mut text = ctx.metrics.render();
+    let stores: Vec<_> = deps
+        .0
+        .iter()
+        .filter(|d| matches!(d, Dependency::CartData(_) | Dependency::SessionData(_)))
+        .collect();
+    if !stores.is_empty() {
+        text.push_str("# HELP ecommerce_store_unreplicated_writes_total Writes acknowledged while the store's replica was down.\n");
+        text.push_str("# TYPE ecommerce_store_unreplicated_writes_total counter\n");
+        for d in stores {
+            text.push_str(&format!(
+                "ecommerce_store_unreplicated_writes_total{{service=\"{}\",store=\"{}\"}} {}\n",
+                ctx.role,
+                d.name(),
+                d.unreplicated_writes()
+            ));
+        }
+    }
     HttpResponse::Ok()
         .content_type(ContentType(
             "text/plain; version=0.0.4; charset=utf-8".parse().unwrap(),
         ))
-        .body(ctx.metrics.render())
+        .body(text)
 }
 
 /// 200 when every dependency answers (degraded ones included), else 503 naming the
 /// failed ones: `{"ready": bool, "checks": {"cart-data": "up", ...}}`.
-async fn readyz(ctx: web::Data<RoleContext>, http: web::Data<awc::Client>) -> HttpResponse {
+async fn readyz(
+    ctx: web::Data<RoleContext>,
+    deps: web::Data<Dependencies>,
+    http: web::Data<awc::Client>,
+) -> HttpResponse {
     let mut checks = Map::new();
     let mut ready = true;
-    for dependency in &ctx.dependencies {
+    for dependency in &deps.0 {
         let outcome = check(dependency, &ctx, &http).await;
         let text = match outcome {
             Ok(Health::Up) => "up".to_string(),

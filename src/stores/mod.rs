@@ -2,6 +2,8 @@
 //! the backends a URL selects.
 
 pub mod memory;
+pub mod postgres;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,6 +81,7 @@ pub enum Health {
 #[derive(Clone)]
 pub enum CartStore {
     Memory(Arc<memory::MemoryCarts>),
+    Redis(redis::RedisCarts),
 }
 
 impl CartStore {
@@ -86,9 +89,37 @@ impl CartStore {
         CartStore::Memory(Arc::new(memory::MemoryCarts::new(ttl)))
     }
 
+    /// The store that `url` (and `replica`) name.
+    pub fn connect(
+        url: &StoreUrl,
+        replica: Option<&StoreUrl>,
+        ttl: Duration,
+    ) -> Result<Self, String> {
+        match url {
+            StoreUrl::Memory => Ok(CartStore::memory(ttl)),
+            StoreUrl::Redis(primary) => {
+                let pair = redis::RedisPair::new("cart-data", primary, redis_replica(replica)?)?;
+                Ok(CartStore::Redis(redis::RedisCarts::new(pair, ttl)))
+            }
+            StoreUrl::Postgres(_) => {
+                Err("cart-data is kept in Redis (redis://...) or memory".into())
+            }
+        }
+    }
+
+    /// This store for another worker thread: the memory store is shared, a Redis store
+    /// gets pools of its own.
+    pub fn for_worker(&self) -> Self {
+        match self {
+            CartStore::Memory(m) => CartStore::Memory(m.clone()),
+            CartStore::Redis(r) => CartStore::Redis(r.for_worker()),
+        }
+    }
+
     pub async fn lines(&self, sid: &SessionId) -> Result<Cart, StoreError> {
         match self {
             CartStore::Memory(m) => Ok(m.lines(sid)),
+            CartStore::Redis(r) => r.lines(sid).await,
         }
     }
 
@@ -101,6 +132,7 @@ impl CartStore {
     ) -> Result<Cart, StoreError> {
         match self {
             CartStore::Memory(m) => m.set(sid, id, quantity),
+            CartStore::Redis(r) => r.set(sid, id, quantity).await,
         }
     }
 
@@ -115,12 +147,22 @@ impl CartStore {
                 m.clear(sid);
                 Ok(())
             }
+            CartStore::Redis(r) => r.clear(sid).await,
         }
     }
 
     pub async fn health(&self) -> Result<Health, StoreError> {
         match self {
             CartStore::Memory(_) => Ok(Health::Up),
+            CartStore::Redis(r) => r.pair().health().await,
+        }
+    }
+
+    /// Writes acknowledged while the replica was down.
+    pub fn unreplicated_writes(&self) -> u64 {
+        match self {
+            CartStore::Memory(_) => 0,
+            CartStore::Redis(r) => r.pair().unreplicated_writes(),
         }
     }
 }
@@ -129,6 +171,7 @@ impl CartStore {
 #[derive(Clone)]
 pub enum SessionStore {
     Memory(Arc<memory::MemorySessions>),
+    Redis(redis::RedisSessions),
 }
 
 impl SessionStore {
@@ -136,10 +179,43 @@ impl SessionStore {
         SessionStore::Memory(Arc::new(memory::MemorySessions::new(ttl)))
     }
 
+    /// The store that `url` (and `replica`) name.
+    pub fn connect(
+        url: &StoreUrl,
+        replica: Option<&StoreUrl>,
+        ttl: Duration,
+    ) -> Result<Self, String> {
+        match url {
+            StoreUrl::Memory => Ok(SessionStore::memory(ttl)),
+            StoreUrl::Redis(primary) => {
+                let pair = redis::RedisPair::new("session-data", primary, redis_replica(replica)?)?;
+                Ok(SessionStore::Redis(redis::RedisSessions::new(pair, ttl)))
+            }
+            StoreUrl::Postgres(_) => {
+                Err("session-data is kept in Redis (redis://...) or memory".into())
+            }
+        }
+    }
+
+    pub fn for_worker(&self) -> Self {
+        match self {
+            SessionStore::Memory(m) => SessionStore::Memory(m.clone()),
+            SessionStore::Redis(r) => SessionStore::Redis(r.for_worker()),
+        }
+    }
+
+    pub fn unreplicated_writes(&self) -> u64 {
+        match self {
+            SessionStore::Memory(_) => 0,
+            SessionStore::Redis(r) => r.pair().unreplicated_writes(),
+        }
+    }
+
     /// Extends a live session; false when it does not exist (or has expired).
     pub async fn touch(&self, sid: &SessionId) -> Result<bool, StoreError> {
         match self {
             SessionStore::Memory(m) => Ok(m.touch(sid)),
+            SessionStore::Redis(r) => r.touch(sid).await,
         }
     }
 
@@ -149,12 +225,14 @@ impl SessionStore {
                 m.create(sid);
                 Ok(())
             }
+            SessionStore::Redis(r) => r.create(sid).await,
         }
     }
 
     pub async fn health(&self) -> Result<Health, StoreError> {
         match self {
             SessionStore::Memory(_) => Ok(Health::Up),
+            SessionStore::Redis(r) => r.pair().health().await,
         }
     }
 }
@@ -163,6 +241,7 @@ impl SessionStore {
 #[derive(Clone)]
 pub enum ProductStore {
     Memory(Arc<memory::MemoryCatalog>),
+    Postgres(postgres::PostgresCatalog),
 }
 
 /// One page of search results and how many matched in all.
@@ -177,10 +256,35 @@ impl ProductStore {
         ProductStore::Memory(Arc::new(memory::MemoryCatalog::new(products)))
     }
 
+    /// The store that `url` names; `memory` is the catalog built into the binary.
+    pub fn connect(url: &StoreUrl) -> Result<Self, String> {
+        match url {
+            StoreUrl::Memory => {
+                let products = crate::catalog::parse_csv(crate::catalog::BUILTIN_CSV)
+                    .map_err(|e| e.to_string())?;
+                Ok(ProductStore::memory(products))
+            }
+            StoreUrl::Postgres(url) => {
+                Ok(ProductStore::Postgres(postgres::PostgresCatalog::new(url)?))
+            }
+            StoreUrl::Redis(_) => {
+                Err("product-data is kept in PostgreSQL (postgres://...) or memory".into())
+            }
+        }
+    }
+
+    pub fn for_worker(&self) -> Self {
+        match self {
+            ProductStore::Memory(m) => ProductStore::Memory(m.clone()),
+            ProductStore::Postgres(p) => ProductStore::Postgres(p.for_worker()),
+        }
+    }
+
     /// The products with these ids (all products when `ids` is empty), best rated first.
     pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
         match self {
             ProductStore::Memory(m) => Ok(m.documents(ids)),
+            ProductStore::Postgres(p) => p.documents(ids).await,
         }
     }
 
@@ -188,19 +292,31 @@ impl ProductStore {
     pub async fn search(&self, query: &str, limit: usize) -> Result<SearchPage, StoreError> {
         match self {
             ProductStore::Memory(m) => Ok(m.search(query, limit)),
+            ProductStore::Postgres(p) => p.search(query, limit).await,
         }
     }
 
     pub async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
         match self {
             ProductStore::Memory(m) => Ok(m.get(id)),
+            ProductStore::Postgres(p) => p.get(id).await,
         }
     }
 
     pub async fn health(&self) -> Result<Health, StoreError> {
         match self {
             ProductStore::Memory(_) => Ok(Health::Up),
+            ProductStore::Postgres(p) => p.health().await,
         }
+    }
+}
+
+/// A replica's Redis URL; only Redis stores have replicas.
+fn redis_replica(replica: Option<&StoreUrl>) -> Result<Option<&str>, String> {
+    match replica {
+        None => Ok(None),
+        Some(StoreUrl::Redis(url)) => Ok(Some(url)),
+        Some(_) => Err("a replica is a redis://... URL".into()),
     }
 }
 

@@ -1,0 +1,297 @@
+//! product-data on PostgreSQL: the schema, the catalog migration, and parameterized
+//! queries on pooled connections.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, Row};
+
+use super::{redact, Health, SearchPage, StoreError};
+use crate::catalog::Product;
+use crate::domain::{Money, ProductId};
+
+const OP_TIMEOUT: Duration = Duration::from_secs(3);
+const POOL_SIZE: usize = 8;
+
+/// The schema, idempotent. Trigram indexes keep substring search fast as the catalog
+/// grows; the display-order index serves "best rated first" with a LIMIT.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS products (
+    id          text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-]{1,64}$'),
+    name        text NOT NULL,
+    category    text,
+    price       numeric(12, 2) NOT NULL CHECK (price >= 0),
+    rating      double precision NOT NULL CHECK (rating BETWEEN 0 AND 5),
+    reviews     integer NOT NULL CHECK (reviews >= 0),
+    filename    text NOT NULL,
+    description text,
+    alcoholic   text,
+    temperature text,
+    type        text
+);
+CREATE INDEX IF NOT EXISTS products_display_order ON products (rating DESC, reviews DESC, id);
+"#;
+
+const TRIGRAM_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS products_name_trgm ON products USING gin (name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS products_description_trgm ON products USING gin (description gin_trgm_ops);
+"#;
+
+const COLUMNS: &str = "id, name, category, price::text, rating, reviews, filename, description, alcoholic, temperature, type";
+/// Best rated first, as `Product::display_order` (ids compare bytewise: COLLATE "C").
+const ORDER: &str = "ORDER BY rating DESC, reviews DESC, id";
+
+/// Inserts a product, or updates it only where it differs, so that a second migration
+/// with the same catalog changes nothing.
+const UPSERT: &str = r#"
+INSERT INTO products (id, name, category, price, rating, reviews, filename, description, alcoholic, temperature, type)
+VALUES ($1, $2, $3, $4::text::numeric, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (id) DO UPDATE SET
+    name = EXCLUDED.name, category = EXCLUDED.category, price = EXCLUDED.price,
+    rating = EXCLUDED.rating, reviews = EXCLUDED.reviews, filename = EXCLUDED.filename,
+    description = EXCLUDED.description, alcoholic = EXCLUDED.alcoholic,
+    temperature = EXCLUDED.temperature, type = EXCLUDED.type
+WHERE (products.name, products.category, products.price, products.rating, products.reviews,
+       products.filename, products.description, products.alcoholic, products.temperature, products.type)
+   IS DISTINCT FROM
+      (EXCLUDED.name, EXCLUDED.category, EXCLUDED.price, EXCLUDED.rating, EXCLUDED.reviews,
+       EXCLUDED.filename, EXCLUDED.description, EXCLUDED.alcoholic, EXCLUDED.temperature, EXCLUDED.type)
+"#;
+
+/// Serializes concurrent migrations (e.g. two Helm hooks) on one database.
+const MIGRATION_LOCK: i64 = 0x6563_6f6d_6d65;
+
+fn config(url: &str) -> Result<tokio_postgres::Config, String> {
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| format!("'{}': {e}", redact(url)))?;
+    config.connect_timeout(OP_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("ecommerce");
+    }
+    Ok(config)
+}
+
+#[derive(Clone)]
+pub struct PostgresCatalog {
+    pool: Pool,
+    url: String,
+}
+
+fn unavailable(reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        store: "product-data",
+        reason: reason.to_string(),
+    }
+}
+
+/// Maps a query failure to a reason: a missing table means `migrate` has not run.
+fn query_error(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+        return unavailable("the products table does not exist: run `ecommerce migrate`");
+    }
+    unavailable(e)
+}
+
+impl PostgresCatalog {
+    /// A pool for `url` (no connection is made until first use).
+    pub fn new(url: &str) -> Result<Self, String> {
+        let manager = Manager::from_config(
+            config(url)?,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(OP_TIMEOUT))
+            .create_timeout(Some(OP_TIMEOUT))
+            .recycle_timeout(Some(OP_TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(PostgresCatalog {
+            pool,
+            url: url.to_string(),
+        })
+    }
+
+    /// The same store with a pool of its own, for another worker thread.
+    pub fn for_worker(&self) -> Self {
+        PostgresCatalog::new(&self.url).expect("the URL was valid when the store was built")
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        tokio::time::timeout(OP_TIMEOUT, async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let statement = client.prepare_cached(sql).await.map_err(query_error)?;
+            client.query(&statement, params).await.map_err(query_error)
+        })
+        .await
+        .unwrap_or_else(|_| Err(unavailable("timed out")))
+    }
+
+    pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+        let rows = if ids.is_empty() {
+            self.query(&format!("SELECT {COLUMNS} FROM products {ORDER}"), &[])
+                .await?
+        } else {
+            let ids: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
+            self.query(
+                &format!("SELECT {COLUMNS} FROM products WHERE id = ANY($1) {ORDER}"),
+                &[&ids],
+            )
+            .await?
+        };
+        rows.iter().map(product).collect()
+    }
+
+    pub async fn search(&self, query: &str, limit: usize) -> Result<SearchPage, StoreError> {
+        let pattern = format!("%{}%", escape_like(query));
+        let filter = "name ILIKE $1 OR description ILIKE $1";
+        let limit = limit as i64;
+        let (rows, count) = futures_util::future::join(
+            self.query(
+                &format!("SELECT {COLUMNS} FROM products WHERE {filter} {ORDER} LIMIT $2"),
+                &[&pattern, &limit],
+            ),
+            self.query(
+                &format!("SELECT count(*) FROM products WHERE {filter}"),
+                &[&pattern],
+            ),
+        )
+        .await;
+        let total: i64 = count?.first().map(|r| r.get(0)).unwrap_or_default();
+        Ok(SearchPage {
+            total: total as usize,
+            results: rows?.iter().map(product).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        let rows = self
+            .query(
+                &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?;
+        rows.first().map(product).transpose()
+    }
+
+    pub async fn health(&self) -> Result<Health, StoreError> {
+        self.query("SELECT 1 FROM products LIMIT 1", &[]).await?;
+        Ok(Health::Up)
+    }
+}
+
+/// `%`, `_` and the escape character itself are literal in a search.
+fn escape_like(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    for c in query.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn product(row: &Row) -> Result<Product, StoreError> {
+    let price: String = row.get(3);
+    Ok(Product {
+        id: row.get(0),
+        name: row.get(1),
+        category: row.get(2),
+        price: Money::from_decimal_str(&price).map_err(unavailable)?,
+        rating: row.get(4),
+        reviews: i64::from(row.get::<_, i32>(5)),
+        filename: row.get(6),
+        description: row.get(7),
+        alcoholic: row.get(8),
+        temperature: row.get(9),
+        kind: row.get(10),
+    })
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// Rows inserted or changed.
+    pub changed: u64,
+    /// Products in the catalog that was loaded.
+    pub products: usize,
+}
+
+/// Creates or upgrades the schema and loads `products`, in one transaction.
+pub async fn migrate(url: &str, products: &[Product]) -> Result<Migrated, String> {
+    let (mut client, connection) = config(url)?
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    let driver = tokio::spawn(connection);
+    // pg_trgm is a trusted extension: a database owner may create it. Without it search
+    // still works, only without its indexes.
+    let trigram = client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        .await;
+    if let Err(e) = &trigram {
+        log::warn!("msg=\"pg_trgm unavailable: search will not be indexed\" error=\"{e}\"");
+    }
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.batch_execute(SCHEMA).await.map_err(|e| e.to_string())?;
+    if trigram.is_ok() {
+        tx.batch_execute(TRIGRAM_SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let upsert = tx.prepare(UPSERT).await.map_err(|e| e.to_string())?;
+    let mut changed = 0;
+    for p in products {
+        let reviews =
+            i32::try_from(p.reviews).map_err(|_| format!("{}: too many reviews", p.id))?;
+        changed += tx
+            .execute(
+                &upsert,
+                &[
+                    &p.id,
+                    &p.name,
+                    &p.category,
+                    &p.price.to_string(),
+                    &p.rating,
+                    &reviews,
+                    &p.filename,
+                    &p.description,
+                    &p.alcoholic,
+                    &p.temperature,
+                    &p.kind,
+                ],
+            )
+            .await
+            .map_err(|e| format!("{}: {e}", p.id))?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    drop(client);
+    let _ = driver.await;
+    Ok(Migrated {
+        changed,
+        products: products.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("100%_a\\b"), "100\\%\\_a\\\\b");
+        assert_eq!(escape_like("tea"), "tea");
+    }
+}

@@ -1,0 +1,434 @@
+//! cart-data and session-data on Redis: pooled connections, atomic cart updates, reads
+//! from the replica while the primary is down, and writes acknowledged only once the
+//! replica has them (while it is connected).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::{self, AsyncCommands, Script};
+use deadpool_redis::{Config, Pool, Runtime};
+
+use super::{redact, Cart, Health, StoreError, MAX_CART_LINES};
+use crate::domain::{ProductId, Quantity, SessionId};
+
+/// How long one store operation may take in all (pool wait, connect, command).
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a write waits for the replica to confirm it.
+const WAIT_REPLICA_MS: u64 = 250;
+/// While the replica is known to be down, how often a write checks whether it is back.
+const REPLICA_RECHECK: Duration = Duration::from_secs(1);
+const POOL_SIZE: usize = 16;
+
+/// A primary and an optional replica of one store, with what is known about their health.
+#[derive(Clone)]
+pub struct RedisPair {
+    store: &'static str,
+    primary: Pool,
+    replica: Option<Pool>,
+    urls: (String, Option<String>),
+    state: Arc<PairState>,
+}
+
+/// Health known to every worker's pools of one store.
+#[derive(Default)]
+struct PairState {
+    primary_down: AtomicBool,
+    replica_down: AtomicBool,
+    /// When the replica was last found missing, so writes retry WAIT only now and then.
+    replica_checked: Mutex<Option<Instant>>,
+    unreplicated_writes: AtomicU64,
+}
+
+fn pool(url: &str) -> Result<Pool, String> {
+    Config::from_url(url)
+        .builder()
+        .map_err(|e| format!("'{}': {e}", redact(url)))?
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(OP_TIMEOUT))
+        .create_timeout(Some(OP_TIMEOUT))
+        .recycle_timeout(Some(OP_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| format!("'{}': {e}", redact(url)))
+}
+
+/// Runs `op` within the operation timeout, mapping every failure to a message.
+async fn bounded<T, F>(op: F) -> Result<T, String>
+where
+    F: Future<Output = Result<T, String>>,
+{
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
+}
+
+async fn run<T: redis::FromRedisValue>(pool: &Pool, cmd: &redis::Cmd) -> Result<T, String> {
+    bounded(async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        cmd.query_async(&mut *conn).await.map_err(|e| e.to_string())
+    })
+    .await
+}
+
+impl RedisPair {
+    /// Pools for the primary and replica URLs (no connection is made until first use).
+    pub fn new(store: &'static str, primary: &str, replica: Option<&str>) -> Result<Self, String> {
+        Ok(RedisPair {
+            store,
+            primary: pool(primary)?,
+            replica: replica.map(pool).transpose()?,
+            urls: (primary.to_string(), replica.map(str::to_string)),
+            state: Arc::default(),
+        })
+    }
+
+    /// The same store with pools of its own, for another worker thread (connections
+    /// belong to the runtime that made them), sharing what is known about health.
+    pub fn for_worker(&self) -> Self {
+        let valid = "the URL was valid when the store was built";
+        RedisPair {
+            primary: pool(&self.urls.0).expect(valid),
+            replica: self.urls.1.as_deref().map(|u| pool(u).expect(valid)),
+            ..self.clone()
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> StoreError {
+        StoreError::Unavailable {
+            store: self.store,
+            reason,
+        }
+    }
+
+    fn note_primary(&self, up: bool, error: &str) {
+        let was_down = self.state.primary_down.swap(!up, Ordering::Relaxed);
+        match (was_down, up) {
+            (false, false) => log::error!(
+                "msg=\"store primary unreachable\" store={} error=\"{error}\"",
+                self.store
+            ),
+            (true, true) => log::warn!("msg=\"store primary is back\" store={}", self.store),
+            _ => {}
+        }
+    }
+
+    /// A read: from the primary, or from the replica while the primary fails.
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Pool) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        match bounded(op(self.primary.clone())).await {
+            Ok(value) => {
+                self.note_primary(true, "");
+                Ok(value)
+            }
+            Err(primary_error) => {
+                self.note_primary(false, &primary_error);
+                let Some(replica) = &self.replica else {
+                    return Err(self.unavailable(primary_error));
+                };
+                bounded(op(replica.clone())).await.map_err(|replica_error| {
+                    self.unavailable(format!(
+                        "primary: {primary_error}; replica: {replica_error}"
+                    ))
+                })
+            }
+        }
+    }
+
+    /// A write on the primary, then (while a replica is configured) WAIT for it.
+    async fn write<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: Future<Output = Result<(T, deadpool_redis::Connection), redis::RedisError>>,
+    {
+        let result = bounded(async {
+            let conn = self.primary.get().await.map_err(|e| e.to_string())?;
+            let (value, mut conn) = op(conn).await.map_err(|e| match e.code() {
+                Some("CARTFULL") => "CARTFULL".to_string(),
+                _ => e.to_string(),
+            })?;
+            self.replicate(&mut conn).await;
+            Ok(value)
+        })
+        .await;
+        match result {
+            Ok(value) => {
+                self.note_primary(true, "");
+                Ok(value)
+            }
+            Err(e) if e == "CARTFULL" => Err(StoreError::CartFull),
+            Err(e) => {
+                self.note_primary(false, &e);
+                if self.replica.is_some() {
+                    Err(StoreError::ReadOnly {
+                        store: self.store,
+                        reason: format!(
+                            "the primary is unreachable ({e}); reads are served by the replica, changes are refused"
+                        ),
+                    })
+                } else {
+                    Err(self.unavailable(e))
+                }
+            }
+        }
+    }
+
+    /// Waits until the replica has this connection's writes. While the replica is down,
+    /// writes go on with the primary alone: counted, and logged once per outage.
+    async fn replicate(&self, conn: &mut deadpool_redis::Connection) {
+        if self.replica.is_none() {
+            return;
+        }
+        if self.state.replica_down.load(Ordering::Relaxed) {
+            let mut checked = self
+                .state
+                .replica_checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if checked.is_some_and(|at| at.elapsed() < REPLICA_RECHECK) {
+                self.state
+                    .unreplicated_writes
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            *checked = Some(Instant::now());
+        }
+        let acked: Result<i64, _> = redis::cmd("WAIT")
+            .arg(1)
+            .arg(WAIT_REPLICA_MS)
+            .query_async(&mut **conn)
+            .await;
+        if matches!(acked, Ok(n) if n >= 1) {
+            if self.state.replica_down.swap(false, Ordering::Relaxed) {
+                log::warn!(
+                    "msg=\"store replica is back: writes are replicated again\" store={}",
+                    self.store
+                );
+            }
+        } else {
+            self.state
+                .unreplicated_writes
+                .fetch_add(1, Ordering::Relaxed);
+            if !self.state.replica_down.swap(true, Ordering::Relaxed) {
+                *self
+                    .state
+                    .replica_checked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                log::warn!(
+                    "msg=\"store replica did not confirm a write: acknowledging writes on the primary alone until it is back\" store={}",
+                    self.store
+                );
+            }
+        }
+    }
+
+    /// Writes acknowledged without the replica, since start.
+    pub fn unreplicated_writes(&self) -> u64 {
+        self.state.unreplicated_writes.load(Ordering::Relaxed)
+    }
+
+    pub async fn health(&self) -> Result<Health, StoreError> {
+        let ping = redis::cmd("PING");
+        let primary = run::<String>(&self.primary, &ping).await;
+        let replica = match &self.replica {
+            Some(pool) => Some(run::<String>(pool, &ping).await),
+            None => None,
+        };
+        self.note_primary(primary.is_ok(), primary.as_ref().err().map_or("", |e| e));
+        match (primary, replica) {
+            (Ok(_), None | Some(Ok(_))) => Ok(Health::Up),
+            (Ok(_), Some(Err(e))) => Ok(Health::Degraded(format!(
+                "replica unreachable ({e}): writes are acknowledged by the primary alone"
+            ))),
+            (Err(e), Some(Ok(_))) => Ok(Health::Degraded(format!(
+                "primary unreachable ({e}): reads from the replica, writes refused"
+            ))),
+            (Err(e), None) => Err(self.unavailable(e)),
+            (Err(p), Some(Err(r))) => Err(self.unavailable(format!("primary: {p}; replica: {r}"))),
+        }
+    }
+}
+
+/// Sets or removes one line within the line limit, refreshes the TTL, and returns the
+/// cart, all in one atomic step.
+const SET_LINE: &str = r#"
+local key, field, quantity, ttl, max = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+if quantity == 0 then
+  redis.call('HDEL', key, field)
+else
+  if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= max then
+    return redis.error_reply('CARTFULL the cart is full')
+  end
+  redis.call('HSET', key, field, quantity)
+end
+redis.call('EXPIRE', key, ttl)
+return redis.call('HGETALL', key)
+"#;
+
+/// cart-data: hash `cart:<sid>` of product id to quantity, with a sliding TTL.
+#[derive(Clone)]
+pub struct RedisCarts {
+    pair: RedisPair,
+    ttl_secs: u64,
+    set_line: Arc<Script>,
+}
+
+fn cart_key(sid: &SessionId) -> String {
+    format!("cart:{sid}")
+}
+
+impl RedisCarts {
+    pub fn new(pair: RedisPair, ttl: Duration) -> Self {
+        RedisCarts {
+            pair,
+            ttl_secs: ttl.as_secs().max(1),
+            set_line: Arc::new(Script::new(SET_LINE)),
+        }
+    }
+
+    pub fn for_worker(&self) -> Self {
+        RedisCarts {
+            pair: self.pair.for_worker(),
+            ..self.clone()
+        }
+    }
+
+    pub fn pair(&self) -> &RedisPair {
+        &self.pair
+    }
+
+    pub async fn lines(&self, sid: &SessionId) -> Result<Cart, StoreError> {
+        let key = cart_key(sid);
+        let ttl = self.ttl_secs;
+        self.pair
+            .read(|pool| {
+                let key = key.clone();
+                async move {
+                    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                    let cart: Cart = conn.hgetall(&key).await.map_err(|e| e.to_string())?;
+                    // Refreshing the TTL is best effort: a replica refuses it.
+                    if !cart.is_empty() {
+                        let _: Result<bool, _> = conn.expire(&key, ttl as i64).await;
+                    }
+                    Ok(cart)
+                }
+            })
+            .await
+    }
+
+    pub async fn set(
+        &self,
+        sid: &SessionId,
+        id: &ProductId,
+        quantity: Quantity,
+    ) -> Result<Cart, StoreError> {
+        let key = cart_key(sid);
+        let script = self.set_line.clone();
+        let (field, ttl) = (id.to_string(), self.ttl_secs);
+        self.pair
+            .write(|mut conn| async move {
+                let cart: Cart = script
+                    .key(key)
+                    .arg(field)
+                    .arg(quantity.get())
+                    .arg(ttl)
+                    .arg(MAX_CART_LINES)
+                    .invoke_async(&mut *conn)
+                    .await?;
+                Ok((cart, conn))
+            })
+            .await
+    }
+
+    pub async fn clear(&self, sid: &SessionId) -> Result<(), StoreError> {
+        let key = cart_key(sid);
+        self.pair
+            .write(|mut conn| async move {
+                let _: i64 = conn.del(key).await?;
+                Ok(((), conn))
+            })
+            .await
+    }
+}
+
+/// session-data: key `session:<sid>` with a sliding TTL.
+#[derive(Clone)]
+pub struct RedisSessions {
+    pair: RedisPair,
+    ttl_secs: u64,
+}
+
+fn session_key(sid: &SessionId) -> String {
+    format!("session:{sid}")
+}
+
+impl RedisSessions {
+    pub fn new(pair: RedisPair, ttl: Duration) -> Self {
+        RedisSessions {
+            pair,
+            ttl_secs: ttl.as_secs().max(1),
+        }
+    }
+
+    pub fn for_worker(&self) -> Self {
+        RedisSessions {
+            pair: self.pair.for_worker(),
+            ..self.clone()
+        }
+    }
+
+    pub fn pair(&self) -> &RedisPair {
+        &self.pair
+    }
+
+    /// Extends the session; false when it does not exist. While the primary is down a
+    /// live session is still recognised (from the replica), without being extended.
+    pub async fn touch(&self, sid: &SessionId) -> Result<bool, StoreError> {
+        let key = session_key(sid);
+        let ttl = self.ttl_secs as i64;
+        let extended = self
+            .pair
+            .write(|mut conn| {
+                let key = key.clone();
+                async move {
+                    let found: bool = conn.expire(key, ttl).await?;
+                    Ok((found, conn))
+                }
+            })
+            .await;
+        match extended {
+            Err(StoreError::ReadOnly { .. }) => {
+                self.pair
+                    .read(|pool| {
+                        let key = key.clone();
+                        async move {
+                            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                            conn.exists(&key).await.map_err(|e| e.to_string())
+                        }
+                    })
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    pub async fn create(&self, sid: &SessionId) -> Result<(), StoreError> {
+        let key = session_key(sid);
+        let ttl = self.ttl_secs;
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.pair
+            .write(|mut conn| async move {
+                let _: () = conn.set_ex(key, created, ttl).await?;
+                Ok(((), conn))
+            })
+            .await
+    }
+}
