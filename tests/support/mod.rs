@@ -1,0 +1,330 @@
+//! Real Redis and PostgreSQL servers for tests: the ones `scripts/test.sh` provides, and
+//! private ones a test starts (and stops) itself.
+
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+/// The URL in `var`, when its server answers. Unset or unreachable: a test that needs it
+/// fails under CI (CI=true) and is skipped, loudly, elsewhere.
+fn server(var: &str, default: &str) -> Option<String> {
+    let url = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.rsplit('@').next())
+        .map(|hp| hp.split('/').next().unwrap_or(hp).to_string())
+        .unwrap_or_default();
+    if TcpStream::connect(&hostport).is_ok() {
+        return Some(url);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{var}: no server answers at {url}; scripts/test.sh starts one");
+    }
+    eprintln!("SKIPPED: no server at {url} ({var}); run scripts/test.sh");
+    None
+}
+
+/// A Redis server tests may use (keys are namespaced by random session ids).
+pub fn redis() -> Option<String> {
+    server("ECOMMERCE_TEST_REDIS", "redis://127.0.0.1:6379")
+}
+
+/// A PostgreSQL server where the tests may create databases.
+pub fn postgres() -> Option<String> {
+    server(
+        "ECOMMERCE_TEST_POSTGRES",
+        "postgres://postgres@127.0.0.1:5432",
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, up: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
+        assert!(Instant::now() < deadline, "port {port} never became {up}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh database on `server`, migrated with the built-in catalog; dropped on drop.
+pub struct TestDatabase {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create(server: &str) -> TestDatabase {
+        let name = format!("ecommerce_test_{:016x}", rand::thread_rng().gen::<u64>());
+        admin(server, &format!("CREATE DATABASE {name}")).await;
+        let url = format!("{server}/{name}");
+        let products = ecommerce::catalog::parse_csv(ecommerce::catalog::BUILTIN_CSV).unwrap();
+        ecommerce::stores::postgres::migrate(&url, &products)
+            .await
+            .expect("migration");
+        TestDatabase {
+            url,
+            server: server.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Best effort, on a runtime of its own (Drop cannot await).
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let server = self.server.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(admin(&server, &sql))
+        })
+        .join();
+    }
+}
+
+/// Runs one statement on the server's `postgres` database.
+async fn admin(server: &str, sql: &str) {
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("connect to postgres");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = driver.await;
+}
+
+/// A redis-server process of the test's own, on a free port, optionally a replica.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    replica_of: Option<u16>,
+}
+
+impl RedisServer {
+    /// A primary that keeps an append-only file, so a restart keeps its data.
+    pub fn primary() -> RedisServer {
+        Self::start(free_port(), None, tempfile::tempdir().unwrap())
+    }
+
+    /// A primary on a given port (e.g. one a role was told about before it existed).
+    pub fn primary_on(port: u16) -> RedisServer {
+        Self::start(port, None, tempfile::tempdir().unwrap())
+    }
+
+    pub fn replica_of(primary: &RedisServer) -> RedisServer {
+        let replica = Self::start(
+            free_port(),
+            Some(primary.port),
+            tempfile::tempdir().unwrap(),
+        );
+        replica.wait_synced();
+        replica
+    }
+
+    fn start(port: u16, replica_of: Option<u16>, dir: tempfile::TempDir) -> RedisServer {
+        let mut args: Vec<String> = [
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--port".into(), port.to_string()]);
+        args.extend(["--dir".into(), dir.path().display().to_string()]);
+        if let Some(primary) = replica_of {
+            args.extend([
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.to_string(),
+            ]);
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        wait_for_port(port, true);
+        RedisServer {
+            port,
+            child: Some(child),
+            dir,
+            replica_of,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        wait_for_port(self.port, false);
+    }
+
+    /// Starts it again on the same port and data folder.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let again = Self::start(self.port, self.replica_of, dir);
+        *self = again;
+    }
+
+    /// Blocks until this replica reports its link to the primary up.
+    pub fn wait_synced(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "info", "replication"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            if info.contains("master_link_status:up") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replica never synced: {info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (initdb in a temporary folder, run as the
+/// `postgres` user since PostgreSQL refuses root), on a free port.
+pub struct PgCluster {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    running: bool,
+}
+
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let bin = PathBuf::from(std::env::var("ECOMMERCE_PG_BIN").unwrap_or_else(|_| {
+            let mut bins: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+                .expect("PostgreSQL is installed (scripts/test.sh installs it)")
+                .flatten()
+                .map(|e| e.path().join("bin"))
+                .collect();
+            bins.sort();
+            bins.pop().unwrap().display().to_string()
+        }));
+        let dir = std::env::temp_dir().join(format!(
+            "ecommerce-pg-{:016x}",
+            rand::thread_rng().gen::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        as_postgres(
+            Command::new("chown").args(["postgres", &dir.display().to_string()]),
+            false,
+        );
+        let port = free_port();
+        let cluster = PgCluster {
+            port,
+            dir,
+            bin,
+            running: false,
+        };
+        cluster.pg(&["initdb", "-D", ".", "-U", "postgres", "-A", "trust"]);
+        let mut cluster = cluster;
+        cluster.resume();
+        cluster
+    }
+
+    fn pg(&self, args: &[&str]) {
+        let tool = self.bin.join(args[0]);
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"])
+            .arg(tool)
+            .args(&args[1..])
+            .current_dir(&self.dir);
+        as_postgres(&mut cmd, true);
+    }
+
+    pub fn server_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        self.pg(&["pg_ctl", "-D", ".", "-m", "immediate", "-w", "stop"]);
+        self.running = false;
+        wait_for_port(self.port, false);
+    }
+
+    pub fn resume(&mut self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        self.pg(&["pg_ctl", "-D", ".", "-w", "-l", "log", "-o", &opts, "start"]);
+        self.running = true;
+        wait_for_port(self.port, true);
+    }
+}
+
+fn as_postgres(cmd: &mut Command, check: bool) {
+    let out = cmd.output().expect("command runs");
+    if check && !out.status.success() {
+        panic!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let tool = self.bin.join("pg_ctl");
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(tool)
+                .args(["-D", ".", "-m", "immediate", "-w", "stop"])
+                .current_dir(&self.dir)
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
