@@ -84,8 +84,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Base URL of an image bucket; absent: the built-in images.
-    #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_http_url)]
+    /// Base URL of an image bucket (http://; this build has no TLS client); absent: the
+    /// built-in images.
+    #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_plain_http_url)]
     pub content_source: Option<String>,
 
     /// Simulated payment processing time, MIN-MAX milliseconds.
@@ -152,6 +153,17 @@ fn parse_http_url(s: &str) -> Result<String, String> {
         }
         _ => Err(format!("'{s}' is not an http:// or https:// URL")),
     }
+}
+
+/// An http:// URL: the client has no TLS, so an https:// one would only ever fail.
+fn parse_plain_http_url(s: &str) -> Result<String, String> {
+    let url = parse_http_url(s)?;
+    if url.starts_with("https://") {
+        return Err(format!(
+            "'{s}': https is not supported here; use the bucket's http:// endpoint or a proxy"
+        ));
+    }
+    Ok(url)
 }
 
 fn parse_upstream(s: &str) -> Result<(Role, String), String> {

@@ -91,8 +91,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await
 }
 
-/// The shop with settings adjusted by `customize`.
+/// The shop with settings adjusted by `customize`, in the topology that
+/// `ECOMMERCE_TEST_TOPOLOGY` selects.
 pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let settings = test_settings(customize);
+    if std::env::var("ECOMMERCE_TEST_TOPOLOGY").as_deref() == Ok("processes") {
+        spawn_processes(settings).await
+    } else {
+        spawn_in_process(settings).await
+    }
+}
+
+/// The production topology whatever `ECOMMERCE_TEST_TOPOLOGY` says: one process of the
+/// built binary per role, wired through the api-gateway.
+pub async fn spawn_processes_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_processes(test_settings(customize)).await
+}
+
+/// Test defaults (no payment delay, a known session secret, stores from the
+/// environment) adjusted by `customize`.
+fn test_settings(customize: impl FnOnce(&mut Settings)) -> Settings {
     let mut settings = Settings::local(Role::ALL.to_vec(), 0);
     settings.session_secret = Secret::new(SECRET.into());
     settings.payment_delay = DelayRange {
@@ -112,11 +130,7 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         settings.product_data = url;
     }
     customize(&mut settings);
-    if std::env::var("ECOMMERCE_TEST_TOPOLOGY").as_deref() == Ok("processes") {
-        spawn_processes(settings).await
-    } else {
-        spawn_in_process(settings).await
-    }
+    settings
 }
 
 fn env_store(var: &str) -> Option<StoreUrl> {
@@ -173,7 +187,10 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
         "--listen".into(),
         addr(role),
         "--api-gateway-url".into(),
-        urls[&Role::ApiGateway].clone(),
+        settings
+            .api_gateway_url
+            .clone()
+            .unwrap_or_else(|| urls[&Role::ApiGateway].clone()),
         "--session-secret".into(),
         settings.session_secret.expose().into(),
         "--payment-delay-ms".into(),
@@ -188,9 +205,11 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
         "--product-data".into(),
         store_arg(&settings.product_data),
         "--workers".into(),
-        "1".into(),
+        settings.workers.max(1).to_string(),
         "--request-timeout-ms".into(),
         settings.request_timeout.as_millis().to_string(),
+        "--connect-timeout-ms".into(),
+        settings.connect_timeout.as_millis().to_string(),
         "--cart-ttl-secs".into(),
         settings.cart_ttl.as_secs().to_string(),
         "--shutdown-timeout-secs".into(),
@@ -210,11 +229,14 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
     for fault in settings.faults.active() {
         args.extend(["--fault".into(), fault]);
     }
+    // Upstreams set by a test win over the harness's own wiring.
     for upstream in Role::UPSTREAMS {
-        args.extend([
-            "--upstream".into(),
-            format!("{upstream}={}", urls[&upstream]),
-        ]);
+        let url = settings
+            .upstreams
+            .get(&upstream)
+            .or_else(|| urls.get(&upstream))
+            .unwrap_or_else(|| panic!("no URL for {upstream}"));
+        args.extend(["--upstream".into(), format!("{upstream}={url}")]);
     }
     args
 }
@@ -225,21 +247,23 @@ async fn spawn_processes(settings: Settings) -> TestApp {
         .iter()
         .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
         .collect();
-    let mut children = Vec::new();
+    let mut app = TestApp {
+        urls,
+        http: client(),
+        running: Running::Processes(Vec::new()),
+    };
     for role in &settings.roles {
         let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
-            .args(role_args(&settings, *role, &urls))
+            .args(role_args(&settings, *role, &app.urls))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
             .expect("the binary starts");
-        children.push(child);
+        // Owned by the app at once, so that a failure below still stops it.
+        if let Running::Processes(children) = &mut app.running {
+            children.push(child);
+        }
     }
-    let app = TestApp {
-        urls,
-        http: client(),
-        running: Running::Processes(children),
-    };
     for role in &settings.roles {
         app.wait_healthy(*role).await;
     }
@@ -371,4 +395,208 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// The `<sid>` part of a signed `<sid>.<signature>` session value.
+pub fn sid_of(session: &str) -> &str {
+    session.split('.').next().unwrap_or_default()
+}
+
+impl TestApp {
+    /// The cart of `session` (signed or not) read straight from the cart role.
+    pub async fn cart_direct(&self, session: &str) -> Value {
+        let reply = self
+            .json(
+                Method::POST,
+                &self.url(Role::Cart, "/"),
+                &serde_json::json!({"session_id": session}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+        reply.json()["data"].clone()
+    }
+
+    /// The Prometheus text of `role`.
+    pub async fn metrics(&self, role: Role) -> String {
+        let reply = self.get(&self.url(role, "/metrics")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        String::from_utf8(reply.body.to_vec()).expect("metrics are text")
+    }
+
+    /// The value of a metric of `role` (summed over series matching `labels`; 0 when
+    /// there is none yet).
+    pub async fn metric(&self, role: Role, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_value(&self.metrics(role).await, name, labels)
+    }
+
+    /// `host:port` of `role`, for raw connections.
+    pub fn address(&self, role: Role) -> String {
+        self.urls[&role].trim_start_matches("http://").to_string()
+    }
+}
+
+/// The sum of the samples of `name` whose labels include all of `labels`.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let wanted = metric == name
+                && labels.iter().all(|(k, v)| {
+                    rest.split(',')
+                        .any(|pair| pair == format!("{k}=\"{v}\"").as_str())
+                });
+            wanted.then(|| value.parse::<f64>().expect("a sample value"))
+        })
+        .sum()
+}
+
+/// An answer read off a raw connection.
+pub struct RawReply {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawReply {
+    /// The value of the first header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends `request` byte for byte (no client normalises anything) and reads the answer
+/// until the server closes; `request` should say `Connection: close`.
+pub async fn raw_http(address: &str, request: String) -> RawReply {
+    let address = address.to_string();
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).expect("reads the answer");
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let mut body = bytes[split + 4..].to_vec();
+        let chunked = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        if chunked {
+            body = dechunk(&body);
+        }
+        RawReply { status, head, body }
+    })
+    .await
+    .expect("the raw request ran")
+}
+
+fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = bytes.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&bytes[..end]).unwrap().trim(), 16)
+            .expect("a chunk size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&bytes[end + 2..end + 2 + size]);
+        bytes = &bytes[end + 2 + size + 2..];
+    }
+}
+
+/// A small HTTP server the test controls, standing in for a bucket or an upstream.
+pub struct Stub {
+    pub url: String,
+    handle: ServerHandle,
+}
+
+impl Stub {
+    /// Serves the routes `configure` adds (404 for anything else) on a free port.
+    pub fn start<F>(configure: F) -> Stub
+    where
+        F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server =
+            actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)
+                .unwrap()
+                .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Stub { url, handle }
+    }
+
+    /// Stops the server at once; connections to it are refused afterwards.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+/// A stub upstream that answers every request with what it received:
+/// `{"method", "path", "query", "body", "headers": {name: value}}`, with the status a
+/// path `/status/<code>` names (200 otherwise) and header `x-echo: yes`.
+pub fn echo_stub() -> Stub {
+    Stub::start(|cfg| {
+        cfg.default_service(actix_web::web::to(
+            |req: actix_web::HttpRequest, body: Bytes| async move {
+                let status = req
+                    .path()
+                    .strip_prefix("/status/")
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::OK);
+                let headers: serde_json::Map<String, Value> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            Value::String(v.to_str().unwrap_or_default().to_string()),
+                        )
+                    })
+                    .collect();
+                actix_web::HttpResponse::build(status)
+                    .insert_header(("x-echo", "yes"))
+                    .json(serde_json::json!({
+                        "method": req.method().as_str(),
+                        "path": req.uri().path(),
+                        "query": req.uri().query(),
+                        "body": String::from_utf8_lossy(&body),
+                        "headers": headers,
+                    }))
+            },
+        ));
+    })
 }

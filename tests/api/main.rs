@@ -2,4 +2,12 @@
 
 mod helpers;
 
+mod cart;
+mod checkout;
+mod common;
+mod content;
+mod gateways;
+mod journey;
+mod payment;
+mod product;
 mod smoke;
