@@ -45,6 +45,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The request's path as the client sent it, without its first `segments` segments
+/// (`/api/v1/cart/x%20y/1` without 3 is `cart/x%20y/1`).
+///
+/// A proxy forwards this, not a match-info value: actix decodes those partly (`%20`,
+/// `%3F`, `%23`, ...), which would make the forwarded URL invalid or move part of the
+/// path into its query or fragment. Slashes are never decoded there, so the raw path has
+/// the same segments as the one the route matched.
+pub fn raw_tail(req: &HttpRequest, segments: usize) -> &str {
+    req.uri()
+        .path()
+        .trim_start_matches('/')
+        .splitn(segments + 1, '/')
+        .nth(segments)
+        .unwrap_or_default()
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -117,6 +133,16 @@ pub async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_tails_keep_the_client_s_escapes() {
+        let req = actix_web::test::TestRequest::with_uri("/api/v1/cart/a%3Fb%20c/1?x=%20")
+            .to_http_request();
+        assert_eq!(raw_tail(&req, 2), "cart/a%3Fb%20c/1");
+        assert_eq!(raw_tail(&req, 3), "a%3Fb%20c/1");
+        let bare = actix_web::test::TestRequest::with_uri("/api/v1/cart").to_http_request();
+        assert_eq!(raw_tail(&bare, 3), "");
+    }
 
     #[test]
     fn hop_by_hop_headers_go_including_those_connection_names() {

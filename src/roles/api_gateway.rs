@@ -32,8 +32,8 @@ async fn forward(
         .upstreams
         .get(&role)
         .ok_or_else(|| ApiError::Unexpected(format!("no upstream wired for {role}")))?;
-    // The tail is matched on actix's re-encoded path, so reserved characters stay escaped.
-    let tail = req.match_info().get("tail").unwrap_or_default();
+    // The rest of the path exactly as the client sent it (`api/v1/<service>/<tail>`).
+    let tail = proxy::raw_tail(&req, 3);
     let url = match req.uri().query() {
         Some(query) => format!("{base}/{tail}?{query}"),
         None => format!("{base}/{tail}"),

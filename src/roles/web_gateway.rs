@@ -36,7 +36,8 @@ async fn api(
     state: web::Data<State>,
     http: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    let tail = req.match_info().get("tail").unwrap_or_default();
+    // The rest of the path exactly as the client sent it (`api/v1/<tail>`).
+    let tail = proxy::raw_tail(&req, 2);
     let url = match req.uri().query() {
         Some(query) => format!("{}/api/v1/{tail}?{query}", state.api_gateway),
         None => format!("{}/api/v1/{tail}", state.api_gateway),

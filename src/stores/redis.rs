@@ -21,6 +21,13 @@ const WAIT_REPLICA_MS: u64 = 250;
 const REPLICA_RECHECK: Duration = Duration::from_secs(1);
 const POOL_SIZE: usize = 16;
 
+/// Which server of a pair serves a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Primary,
+    Replica,
+}
+
 /// A primary and an optional replica of one store, with what is known about their health.
 #[derive(Clone)]
 pub struct RedisPair {
@@ -114,13 +121,14 @@ impl RedisPair {
         }
     }
 
-    /// A read: from the primary, or from the replica while the primary fails.
+    /// A read: from the primary, or from the replica while the primary fails. `op` is
+    /// told which (a replica refuses the writes a read may piggyback, like a TTL).
     async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(Pool) -> Fut,
+        F: Fn(Pool, Side) -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        match bounded(op(self.primary.clone())).await {
+        match bounded(op(self.primary.clone(), Side::Primary)).await {
             Ok(value) => {
                 self.note_primary(true, "");
                 Ok(value)
@@ -130,7 +138,7 @@ impl RedisPair {
                 let Some(replica) = &self.replica else {
                     return Err(self.unavailable(primary_error));
                 };
-                bounded(op(replica.clone())).await.map_err(|replica_error| {
+                bounded(op(replica.clone(), Side::Replica)).await.map_err(|replica_error| {
                     self.unavailable(format!(
                         "primary: {primary_error}; replica: {replica_error}"
                     ))
@@ -306,15 +314,21 @@ impl RedisCarts {
         let key = cart_key(sid);
         let ttl = self.ttl_secs;
         self.pair
-            .read(|pool| {
+            .read(|pool, side| {
                 let key = key.clone();
                 async move {
                     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                    let cart: Cart = conn.hgetall(&key).await.map_err(|e| e.to_string())?;
-                    // Refreshing the TTL is best effort: a replica refuses it.
-                    if !cart.is_empty() {
-                        let _: Result<bool, _> = conn.expire(&key, ttl as i64).await;
+                    // On the primary, one round trip reads and slides the TTL; a replica
+                    // is read-only.
+                    let mut pipe = redis::pipe();
+                    pipe.hgetall(&key);
+                    if side == Side::Primary {
+                        pipe.expire(&key, ttl as i64).ignore();
                     }
+                    let (cart,): (Cart,) = pipe
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok(cart)
                 }
             })
@@ -404,7 +418,7 @@ impl RedisSessions {
         match extended {
             Err(StoreError::ReadOnly { .. }) => {
                 self.pair
-                    .read(|pool| {
+                    .read(|pool, _| {
                         let key = key.clone();
                         async move {
                             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
