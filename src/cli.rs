@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Run one or more of the shop's services.
     Serve(ServeArgs),
@@ -266,7 +267,9 @@ mod tests {
         let mut argv = vec!["ecommerce", "serve"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Serve(serve) = cli.command;
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
         serve.into_settings(|_| None).map_err(|e| e.to_string())
     }
 
@@ -311,7 +314,9 @@ mod tests {
             "cart=http://cart:80/",
         ])
         .unwrap();
-        let Command::Serve(serve) = cli.command;
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
         let s = serve
             .into_settings(|var| {
                 (var == "ECOMMERCE_UPSTREAM_PRODUCT").then(|| "http://product:80".to_string())

@@ -9,7 +9,21 @@ use ecommerce::startup::Application;
 use ecommerce::stores::StoreUrl;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as clap formats them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // clap's first paragraph, on one line (it names the option).
+            let text = e.to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            return fail(first.join(" ").trim_start_matches("error: "));
+        }
+    };
     init_logging();
     match cli.command {
         Command::Serve(args) => {

@@ -138,11 +138,13 @@ impl RedisPair {
                 let Some(replica) = &self.replica else {
                     return Err(self.unavailable(primary_error));
                 };
-                bounded(op(replica.clone(), Side::Replica)).await.map_err(|replica_error| {
-                    self.unavailable(format!(
-                        "primary: {primary_error}; replica: {replica_error}"
-                    ))
-                })
+                bounded(op(replica.clone(), Side::Replica))
+                    .await
+                    .map_err(|replica_error| {
+                        self.unavailable(format!(
+                            "primary: {primary_error}; replica: {replica_error}"
+                        ))
+                    })
             }
         }
     }

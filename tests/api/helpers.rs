@@ -4,7 +4,8 @@
 //! port. With `ECOMMERCE_TEST_TOPOLOGY=processes` every role runs as its own process of
 //! the built binary, wired through the api-gateway as in production, on the stores named
 //! by `ECOMMERCE_TEST_CART_DATA`, `ECOMMERCE_TEST_SESSION_DATA` and
-//! `ECOMMERCE_TEST_PRODUCT_DATA` (memory when unset).
+//! `ECOMMERCE_TEST_PRODUCT_DATA` (memory when unset). The latter names a PostgreSQL
+//! server: each app gets a fresh database there, migrated, and dropped afterwards.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -30,6 +31,8 @@ pub struct TestApp {
     urls: BTreeMap<Role, String>,
     pub http: awc::Client,
     running: Running,
+    /// Dropped after the roles (fields drop in order).
+    database: Option<crate::support::TestDatabase>,
 }
 
 enum Running {
@@ -94,23 +97,30 @@ pub async fn spawn_app() -> TestApp {
 /// The shop with settings adjusted by `customize`, in the topology that
 /// `ECOMMERCE_TEST_TOPOLOGY` selects.
 pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let settings = test_settings(customize);
-    if std::env::var("ECOMMERCE_TEST_TOPOLOGY").as_deref() == Ok("processes") {
+    let (settings, database) = test_settings(customize).await;
+    let mut app = if std::env::var("ECOMMERCE_TEST_TOPOLOGY").as_deref() == Ok("processes") {
         spawn_processes(settings).await
     } else {
         spawn_in_process(settings).await
-    }
+    };
+    app.database = database;
+    app
 }
 
 /// The production topology whatever `ECOMMERCE_TEST_TOPOLOGY` says: one process of the
 /// built binary per role, wired through the api-gateway.
 pub async fn spawn_processes_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_processes(test_settings(customize)).await
+    let (settings, database) = test_settings(customize).await;
+    let mut app = spawn_processes(settings).await;
+    app.database = database;
+    app
 }
 
 /// Test defaults (no payment delay, a known session secret, stores from the
 /// environment) adjusted by `customize`.
-fn test_settings(customize: impl FnOnce(&mut Settings)) -> Settings {
+async fn test_settings(
+    customize: impl FnOnce(&mut Settings),
+) -> (Settings, Option<crate::support::TestDatabase>) {
     let mut settings = Settings::local(Role::ALL.to_vec(), 0);
     settings.session_secret = Secret::new(SECRET.into());
     settings.payment_delay = DelayRange {
@@ -126,11 +136,16 @@ fn test_settings(customize: impl FnOnce(&mut Settings)) -> Settings {
     if let Some(url) = env_store("ECOMMERCE_TEST_SESSION_DATA") {
         settings.session_data = url;
     }
-    if let Some(url) = env_store("ECOMMERCE_TEST_PRODUCT_DATA") {
-        settings.product_data = url;
-    }
+    let database = match std::env::var("ECOMMERCE_TEST_PRODUCT_DATA") {
+        Ok(server) if !server.is_empty() => {
+            let database = crate::support::TestDatabase::create(&server).await;
+            settings.product_data = StoreUrl::Postgres(database.url.clone());
+            Some(database)
+        }
+        _ => None,
+    };
     customize(&mut settings);
-    settings
+    (settings, database)
 }
 
 fn env_store(var: &str) -> Option<StoreUrl> {
@@ -158,16 +173,29 @@ async fn spawn_in_process(settings: Settings) -> TestApp {
         urls,
         http: client(),
         running: Running::InProcess(handles),
+        database: None,
     }
 }
 
-/// A port that was free a moment ago.
+/// A port for a role process (or a dead upstream) that nothing else in this test run is
+/// given. Ports come from 20000-31999, below the kernel's ephemeral range, so no server
+/// binding port 0 and no outgoing connection takes one between now and the role's own
+/// bind; each is handed out once per run, from a random start so that concurrent runs
+/// rarely meet, and skipped when something listens there already.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    const LOW: u32 = 20_000;
+    const RANGE: u32 = 12_000;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(rand::random::<u32>() % RANGE));
+    for _ in 0..RANGE {
+        let port = (LOW + next.fetch_add(1, Ordering::Relaxed) % RANGE) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + RANGE)
 }
 
 fn store_arg(url: &StoreUrl) -> String {
@@ -242,32 +270,37 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
 }
 
 async fn spawn_processes(settings: Settings) -> TestApp {
-    let urls: BTreeMap<Role, String> = settings
-        .roles
-        .iter()
-        .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
-        .collect();
-    let mut app = TestApp {
-        urls,
-        http: client(),
-        running: Running::Processes(Vec::new()),
-    };
-    for role in &settings.roles {
-        let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
-            .args(role_args(&settings, *role, &app.urls))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        // Owned by the app at once, so that a failure below still stops it.
-        if let Running::Processes(children) = &mut app.running {
-            children.push(child);
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let urls: BTreeMap<Role, String> = settings
+            .roles
+            .iter()
+            .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
+            .collect();
+        let mut app = TestApp {
+            urls,
+            http: client(),
+            running: Running::Processes(Vec::new()),
+            database: None,
+        };
+        for role in &settings.roles {
+            let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
+                .args(role_args(&settings, *role, &app.urls))
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("the binary starts");
+            // Owned by the app at once, so that a failure below still stops it.
+            app.adopt(child);
+        }
+        match app.started(&settings.roles).await {
+            Ok(()) => return app,
+            // A port taken by another run between choosing and binding it: try others.
+            Err(why) if attempt < ATTEMPTS => eprintln!("the shop did not start ({why}); retrying"),
+            Err(why) => panic!("the shop did not start: {why}"),
         }
     }
-    for role in &settings.roles {
-        app.wait_healthy(*role).await;
-    }
-    app
+    unreachable!()
 }
 
 impl TestApp {
@@ -281,6 +314,62 @@ impl TestApp {
         self.url(Role::WebGateway, path)
     }
 
+    /// Waits until every role process is up, answers as itself on its own port, and is
+    /// still running (a process that lost its port to another exits at once).
+    async fn started(&mut self, roles: &[Role]) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for role in roles {
+            loop {
+                self.still_running(roles)?;
+                let healthy = match self.http.get(self.url(*role, "/healthz")).send().await {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
+                };
+                if healthy {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("{role} did not become healthy"));
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            if *role != Role::WebGateway {
+                let mut answer = self
+                    .http
+                    .get(self.url(*role, "/"))
+                    .send()
+                    .await
+                    .map_err(|e| format!("{role}: {e}"))?;
+                let info: Value = answer.json().await.map_err(|e| format!("{role}: {e}"))?;
+                if info["service"] != role.as_str() {
+                    return Err(format!("{role}'s port answers as {}", info["service"]));
+                }
+            }
+        }
+        self.still_running(roles)
+    }
+
+    /// Makes `child` the app's, to be killed and reaped when the app is dropped.
+    fn adopt(&mut self, child: Child) {
+        match &mut self.running {
+            Running::Processes(children) => children.push(child),
+            Running::InProcess(_) => unreachable!("an in-process shop has no role processes"),
+        }
+    }
+
+    fn still_running(&mut self, roles: &[Role]) -> Result<(), String> {
+        if let Running::Processes(children) = &mut self.running {
+            for (role, child) in roles.iter().zip(children.iter_mut()) {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("{role} exited ({status})"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `role` answers `/healthz`.
+    #[allow(dead_code)] // for tests that restart a role
     pub async fn wait_healthy(&self, role: Role) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -395,6 +484,12 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// A bare session id no other test (or earlier run on a shared store) uses.
+pub fn unique_sid(prefix: &str) -> String {
+    use rand::Rng;
+    format!("{prefix}-{:016x}", rand::thread_rng().gen::<u64>())
 }
 
 /// The `<sid>` part of a signed `<sid>.<signature>` session value.

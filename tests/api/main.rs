@@ -1,6 +1,8 @@
 //! Black-box tests of the shop over HTTP, one module per area.
 
 mod helpers;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod cart;
 mod checkout;

@@ -2,6 +2,7 @@
 //! migrations. Servers that a test stops are ones it started itself.
 
 #[path = "../api/helpers.rs"]
+#[allow(dead_code)] // the stores tests use part of the shared harness
 mod helpers;
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,0 +1,288 @@
+//! The `ecommerce` executable as its users meet it: bad configuration, `--help`, SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecommerce");
+
+/// A child process that is killed and reaped however the test ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary with a clean environment (no ECOMMERCE_* from the caller).
+fn ecommerce(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).env_clear().stdin(Stdio::null());
+    command
+}
+
+/// Runs `command` to its exit, killing it (and failing) if it takes over 10 s.
+fn run_to_exit(mut command: Command) -> Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut guard = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while guard.0.try_wait().expect("waits").is_none() {
+        assert!(Instant::now() < deadline, "did not exit: {command:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    guard
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    guard
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    Output {
+        status: guard.0.wait().unwrap(),
+        stdout,
+        stderr,
+    }
+}
+
+/// The run failed with exactly one line on stderr, which names `option`.
+fn assert_one_line_naming(output: &Output, option: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exited 0; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {stderr:?}");
+    assert!(lines[0].contains(option), "{option} not named: {stderr:?}");
+}
+
+#[test]
+fn an_unknown_role_exits_non_zero_with_one_line_naming_role() {
+    let output = run_to_exit(ecommerce(&["serve", "--role", "basket"]));
+
+    assert_one_line_naming(&output, "--role");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("basket"));
+}
+
+#[test]
+fn a_port_in_use_exits_non_zero_with_one_line_naming_listen() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+
+    let output = run_to_exit(ecommerce(&[
+        "serve", "--role", "payment", "--listen", &address,
+    ]));
+
+    assert_one_line_naming(&output, "--listen");
+    drop(taken);
+}
+
+#[test]
+fn an_api_gateway_url_that_is_not_a_url_exits_non_zero_with_one_line_naming_it() {
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let output = run_to_exit(ecommerce(&[
+        "serve",
+        "--role",
+        "checkout",
+        "--listen",
+        &listen,
+        "--api-gateway-url",
+        "notaurl",
+    ]));
+
+    assert_one_line_naming(&output, "--api-gateway-url");
+}
+
+#[test]
+fn an_unknown_fault_exits_non_zero_with_one_line_naming_fault() {
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let output = run_to_exit(ecommerce(&[
+        "serve", "--role", "cart", "--listen", &listen, "--fault", "meteor",
+    ]));
+
+    assert_one_line_naming(&output, "--fault");
+}
+
+#[test]
+fn bad_values_from_the_environment_are_reported_like_options() {
+    let mut command = ecommerce(&["serve"]);
+    command.env("ECOMMERCE_ROLE", "basket");
+
+    let output = run_to_exit(command);
+
+    assert_one_line_naming(&output, "--role");
+}
+
+/// `serve --help` split into one block of text per option, keyed by its long name.
+fn help_blocks(help: &str) -> Vec<(String, String)> {
+    let mut blocks: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let long = trimmed
+            .split_whitespace()
+            .find(|w| w.starts_with("--"))
+            .map(|w| w.trim_end_matches(',').to_string());
+        match long {
+            Some(name) if trimmed.starts_with('-') && indent <= 6 => {
+                blocks.push((name, line.to_string()))
+            }
+            _ => {
+                if let Some((_, text)) = blocks.last_mut() {
+                    text.push('\n');
+                    text.push_str(line);
+                }
+            }
+        }
+    }
+    blocks
+}
+
+#[test]
+fn help_lists_every_option_with_its_environment_twin() {
+    let mut command = ecommerce(&["serve", "--help"]);
+    command.env("ECOMMERCE_SESSION_SECRET", "hunter2-do-not-print");
+
+    let output = run_to_exit(command);
+
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let blocks = help_blocks(&help);
+    for (option, env) in [
+        ("--role", "ECOMMERCE_ROLE"),
+        ("--listen", "ECOMMERCE_LISTEN"),
+        ("--api-gateway-url", "ECOMMERCE_API_GATEWAY_URL"),
+        ("--upstream", "ECOMMERCE_UPSTREAM_"),
+        ("--cart-data", "ECOMMERCE_CART_DATA"),
+        ("--cart-data-replica", "ECOMMERCE_CART_DATA_REPLICA"),
+        ("--session-data", "ECOMMERCE_SESSION_DATA"),
+        ("--session-data-replica", "ECOMMERCE_SESSION_DATA_REPLICA"),
+        ("--product-data", "ECOMMERCE_PRODUCT_DATA"),
+        ("--session-secret", "ECOMMERCE_SESSION_SECRET"),
+        ("--content-source", "ECOMMERCE_CONTENT_SOURCE"),
+        ("--payment-delay-ms", "ECOMMERCE_PAYMENT_DELAY_MS"),
+        ("--fault", "ECOMMERCE_FAULTS"),
+    ] {
+        let block = blocks
+            .iter()
+            .find(|(name, _)| name == option)
+            .map(|(_, text)| text)
+            .unwrap_or_else(|| panic!("{option} is not in --help:\n{help}"));
+        assert!(
+            block.contains(env),
+            "{option} does not show {env}:\n{block}"
+        );
+    }
+    assert!(
+        !help.contains("hunter2-do-not-print"),
+        "--help shows the secret"
+    );
+}
+
+/// Whether `address` answers `GET /healthz` with 200.
+fn healthy(address: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let request = "GET /healthz HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
+    let mut answer = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = ecommerce(&[
+        "serve",
+        "--role",
+        "payment",
+        "--listen",
+        &address,
+        "--payment-delay-ms",
+        "800-800",
+    ])
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("the binary starts");
+    let mut child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthy(&address) {
+        assert!(Instant::now() < deadline, "payment did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A payment that takes 800 ms, started before the signal.
+    let (answer_tx, answer_rx) = mpsc::channel();
+    let target = address.clone();
+    std::thread::spawn(move || {
+        let body = r#"{"amount": 3.5, "card": {"number": "4111 1111 1111 1111"}}"#;
+        let request = format!(
+            "POST /process HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = TcpStream::connect(&target).and_then(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(request.as_bytes())?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        });
+        let _ = answer_tx.send(answer.map_err(|e| e.to_string()));
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+
+    let answer = answer_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the in-flight request got an answer")
+        .expect("the in-flight request completed");
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"message\":\"success\""), "{answer}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!healthy(&address), "still serving after exit");
+}
