@@ -16,3 +16,9 @@ ECOMMERCE_TEST_CART_DATA="$ECOMMERCE_TEST_REDIS/0" \
 ECOMMERCE_TEST_SESSION_DATA="$ECOMMERCE_TEST_REDIS/0" \
 ECOMMERCE_TEST_PRODUCT_DATA="$ECOMMERCE_TEST_POSTGRES" \
   cargo test --test api
+
+echo "== the production topology (scripts/topology.sh), the k6 journey against it, and a clean stop"
+TOPOLOGY_TEST_STORES=both bash scripts/test-topology.sh
+
+echo "== the Helm chart and the image's build step"
+bash scripts/test-chart.sh

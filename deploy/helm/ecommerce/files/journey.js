@@ -1,0 +1,1 @@
+../../../../scripts/k6/journey.js

@@ -1,0 +1,332 @@
+// The shop's synthetic user journey (SPEC section 8), the original's k6 script played
+// against the web-gateway: load home (page, search for six, cart, six images), add
+// product f95e2475 to the cart, view the cart, open checkout, pay with a fake address and
+// a Luhn-valid card, reload the cart. Plain k6 JavaScript: no bundling, no remote imports.
+//
+//   k6 run scripts/k6/journey.js
+//   BASE_URL=http://127.0.0.1:8080 VUS=5 DURATION=1m k6 run scripts/k6/journey.js
+//   VUS=3 ITERATIONS=30 PAUSE_MIN=0 PAUSE_MAX=0 k6 run scripts/k6/journey.js
+//
+// Environment (read from the process environment, or `k6 run -e NAME=value`):
+//   BASE_URL    the web-gateway                       default http://127.0.0.1:8080
+//   VUS         virtual users                         default 1
+//   DURATION    how long to run                       default 30s
+//   ITERATIONS  total journeys instead of a duration  (optional; shared by all VUs)
+//   PAUSE_MIN   shortest pause between steps, seconds default 1 (0: no pause)
+//   PAUSE_MAX   longest pause between steps, seconds  default 3 (0: no pause)
+//
+// Every response is checked; the thresholds (failed requests < 1%, checks > 99%) make k6
+// exit non-zero when the shop is broken. Every request carries the W3C baggage entry
+// `synthetic_request=true` so that tools can tell this traffic from real users.
+
+import http from 'k6/http';
+import { check, group, sleep } from 'k6';
+import { Counter, Trend } from 'k6/metrics';
+
+const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const VUS = parseInt(__ENV.VUS || '1', 10);
+const DURATION = __ENV.DURATION || '30s';
+const ITERATIONS = __ENV.ITERATIONS ? parseInt(__ENV.ITERATIONS, 10) : 0;
+const PAUSE_MIN = parseFloat(__ENV.PAUSE_MIN === undefined || __ENV.PAUSE_MIN === '' ? '1' : __ENV.PAUSE_MIN);
+const PAUSE_MAX = Math.max(
+  PAUSE_MIN,
+  parseFloat(__ENV.PAUSE_MAX === undefined || __ENV.PAUSE_MAX === '' ? '3' : __ENV.PAUSE_MAX),
+);
+
+const PRODUCT = 'f95e2475'; // Sweet Tea, 3.50
+const PRICE = 3.5;
+const HOME_IMAGES = [
+  'sweet-tea', 'cinnamon-tea', 'coffee', 'watermelon-juice', 'mocha-latte', 'hot-chocolate',
+];
+
+export const options = Object.assign(
+  ITERATIONS > 0 ? { vus: VUS, iterations: ITERATIONS } : { vus: VUS, duration: DURATION },
+  {
+    thresholds: {
+      http_req_failed: ['rate<0.01'],
+      checks: ['rate>0.99'],
+    },
+    summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
+  },
+);
+
+// Journeys that reached the end with every check passing, and how long one took
+// (pauses included).
+const journeysCompleted = new Counter('journeys_completed');
+const journeyDuration = new Trend('journey_duration', true);
+
+const SYNTHETIC = { baggage: 'synthetic_request=true' };
+
+function params(name, json) {
+  const headers = Object.assign({}, SYNTHETIC);
+  if (json) headers['Content-Type'] = 'application/json';
+  return { headers: headers, tags: { name: name } };
+}
+
+function get(path, name) {
+  return http.get(BASE_URL + path, params(name || path, false));
+}
+
+function send(method, path, body, name) {
+  return http.request(method, BASE_URL + path, JSON.stringify(body), params(name || path, true));
+}
+
+function pause() {
+  if (PAUSE_MAX <= 0) return;
+  sleep(PAUSE_MIN + Math.random() * (PAUSE_MAX - PAUSE_MIN));
+}
+
+function json(res) {
+  try {
+    return res.json();
+  } catch (e) {
+    return undefined;
+  }
+}
+
+function success(body) {
+  return body !== undefined && body !== null && body.message === 'success';
+}
+
+// Each check() call records its own result; `ok` collects whether the whole journey passed.
+let ok = true;
+function expect(res, checks) {
+  const passed = check(res, checks);
+  ok = ok && passed;
+  return passed;
+}
+
+function isPage(res) {
+  return expect(res, {
+    'page: status 200': (r) => r.status === 200,
+    'page: is the shop html': (r) => typeof r.body === 'string' && r.body.indexOf('<html') !== -1,
+  });
+}
+
+function cartOf(sessionId, name) {
+  const res = send('POST', '/api/v1/cart', { session_id: sessionId }, name || 'POST /api/v1/cart');
+  expect(res, {
+    'cart: status 200': (r) => r.status === 200,
+    'cart: has data': (r) => {
+      const b = json(r);
+      return success(b) && typeof b.data === 'object' && b.data !== null;
+    },
+  });
+  return json(res);
+}
+
+function documents(ids) {
+  const res = send('POST', '/api/v1/product/documents', ids, 'POST /api/v1/product/documents');
+  expect(res, {
+    'documents: status 200': (r) => r.status === 200,
+    'documents: the requested products': (r) => {
+      const b = json(r);
+      return Array.isArray(b) && b.length === ids.length && b.every((p) => ids.indexOf(p.id) !== -1);
+    },
+  });
+}
+
+function images(names) {
+  const requests = names.map((n) => ({
+    method: 'GET',
+    url: BASE_URL + '/api/v1/content/' + n + '.jpeg',
+    params: params('GET /api/v1/content/{image}', false),
+  }));
+  const responses = http.batch(requests);
+  responses.forEach((res) => {
+    expect(res, {
+      'image: status 200': (r) => r.status === 200,
+      'image: a jpeg': (r) => String(r.headers['Content-Type'] || '').indexOf('image/jpeg') === 0
+        && r.body !== null && r.body.length > 0,
+    });
+  });
+}
+
+// ---- fake customers -----------------------------------------------------------------
+
+const FIRST = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Radia', 'Linus'];
+const LAST = ['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth', 'Allen', 'Thompson', 'Perlman', 'Torvalds'];
+const STREETS = ['Main St', 'Oak Ave', 'Maple Dr', 'Cedar Ln', 'Pine St', 'Elm St', 'Lake Rd', 'Hill St'];
+const PLACES = [
+  { city: 'Springfield', state: 'OR', postal_code: '97477' },
+  { city: 'Portland', state: 'OR', postal_code: '97201' },
+  { city: 'Austin', state: 'TX', postal_code: '78701' },
+  { city: 'Boulder', state: 'CO', postal_code: '80302' },
+  { city: 'Madison', state: 'WI', postal_code: '53703' },
+  { city: 'Raleigh', state: 'NC', postal_code: '27601' },
+  { city: 'Burlington', state: 'VT', postal_code: '05401' },
+  { city: 'Tucson', state: 'AZ', postal_code: '85701' },
+];
+
+function pick(list) {
+  return list[Math.floor(Math.random() * list.length)];
+}
+
+function digits(n) {
+  let s = '';
+  for (let i = 0; i < n; i++) s += String(Math.floor(Math.random() * 10));
+  return s;
+}
+
+// The Luhn check digit that makes `partial + digit` pass the Luhn check.
+export function luhnCheckDigit(partial) {
+  let sum = 0;
+  // Walking from the right, the digit next to the (future) check digit is doubled.
+  for (let i = partial.length - 1, double = true; i >= 0; i--, double = !double) {
+    let d = partial.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return String((10 - (sum % 10)) % 10);
+}
+
+export function luhnValid(number) {
+  const n = String(number).replace(/\D/g, '');
+  return n.length > 1 && luhnCheckDigit(n.slice(0, -1)) === n.slice(-1);
+}
+
+// A 16-digit, 4-prefixed (Visa-like) card number with a correct check digit.
+function fakeCardNumber() {
+  const partial = '4' + digits(14);
+  return partial + luhnCheckDigit(partial);
+}
+
+function fakeAddress() {
+  const place = pick(PLACES);
+  return {
+    street_1: String(1 + Math.floor(Math.random() * 9999)) + ' ' + pick(STREETS),
+    street_2: Math.random() < 0.3 ? 'Apt ' + String(1 + Math.floor(Math.random() * 300)) : '',
+    city: place.city,
+    state: place.state,
+    postal_code: place.postal_code,
+    country: 'US',
+  };
+}
+
+function fakeOrder(sessionId, amount) {
+  const shipping = fakeAddress();
+  const billing = Math.random() < 0.8 ? shipping : fakeAddress();
+  const month = 1 + Math.floor(Math.random() * 12);
+  const year = new Date().getFullYear() % 100 + 1 + Math.floor(Math.random() * 5);
+  return {
+    amount: amount,
+    shipping: { address: shipping },
+    billing: {
+      address: billing,
+      card: {
+        name: pick(FIRST) + ' ' + pick(LAST),
+        number: fakeCardNumber(),
+        expiration: (month < 10 ? '0' : '') + month + '/' + year,
+        security_code: digits(3),
+        postal_code: billing.postal_code,
+      },
+    },
+    session_id: sessionId,
+  };
+}
+
+// ---- the journey --------------------------------------------------------------------
+
+export function setup() {
+  // Fail fast, with one clear line, when nothing answers at BASE_URL.
+  const res = http.get(BASE_URL + '/healthz', params('GET /healthz', false));
+  if (res.status !== 200) {
+    throw new Error('the web-gateway at ' + BASE_URL + ' does not answer /healthz (status ' + res.status
+      + (res.error ? ', ' + res.error : '') + ')');
+  }
+  const card = fakeCardNumber();
+  if (!luhnValid(card) || luhnValid(card.slice(0, -1) + String((+card.slice(-1) + 1) % 10))) {
+    throw new Error('the Luhn generator is broken: ' + card);
+  }
+}
+
+export default function () {
+  ok = true;
+  const started = Date.now();
+  let sessionId;
+
+  group('home', () => {
+    isPage(get('/', 'GET /'));
+    const cookies = http.cookieJar().cookiesForURL(BASE_URL + '/').session_id;
+    sessionId = cookies && cookies.length > 0 ? cookies[0] : undefined;
+    expect(sessionId, { 'home: session_id cookie set': (s) => typeof s === 'string' && s.length > 0 });
+
+    const search = send('POST', '/api/v1/product/search', { query: '', page: { size: 6 } },
+      'POST /api/v1/product/search');
+    expect(search, {
+      'search: status 200': (r) => r.status === 200,
+      'search: six results': (r) => {
+        const b = json(r);
+        return b !== undefined && Array.isArray(b.results) && b.results.length === 6;
+      },
+    });
+    cartOf(sessionId);
+    images(HOME_IMAGES);
+  });
+  if (sessionId === undefined) {
+    // Without a session nothing below can work; the failed check above says why.
+    pause();
+    return;
+  }
+  pause();
+
+  group('add to cart', () => {
+    const put = send('PUT', '/api/v1/cart/' + PRODUCT + '/1', { session_id: sessionId },
+      'PUT /api/v1/cart/{id}/{quantity}');
+    expect(put, {
+      'add: status 200': (r) => r.status === 200,
+      'add: success': (r) => success(json(r)),
+    });
+    const cart = cartOf(sessionId);
+    expect(cart, {
+      'add: the product is in the cart': (c) => c !== undefined && c.data !== undefined && c.data !== null
+        && c.data[PRODUCT] === 1,
+    });
+    documents([PRODUCT]);
+  });
+  pause();
+
+  group('view cart', () => {
+    isPage(get('/cart', 'GET /cart'));
+    documents([PRODUCT]);
+    images(['sweet-tea']);
+  });
+  pause();
+
+  group('checkout', () => {
+    isPage(get('/checkout', 'GET /checkout'));
+    cartOf(sessionId);
+    documents([PRODUCT]);
+    const initiate = send('POST', '/api/v1/checkout/initiate', {}, 'POST /api/v1/checkout/initiate');
+    expect(initiate, {
+      'initiate: status 200': (r) => r.status === 200,
+      'initiate: success': (r) => success(json(r)),
+    });
+  });
+  pause();
+
+  group('pay', () => {
+    const res = send('POST', '/api/v1/checkout/process', fakeOrder(sessionId, PRICE),
+      'POST /api/v1/checkout/process');
+    expect(res, {
+      'pay: status 200': (r) => r.status === 200,
+      'pay: success': (r) => success(json(r)),
+      'pay: amount 3.5': (r) => {
+        const b = json(r);
+        return b !== undefined && Number(b.amount) === PRICE;
+      },
+    });
+    const cart = cartOf(sessionId, 'POST /api/v1/cart');
+    expect(cart, {
+      'pay: the cart is empty afterwards': (c) => c !== undefined && c.data !== undefined && c.data !== null
+        && Object.keys(c.data).length === 0,
+    });
+  });
+
+  journeyDuration.add(Date.now() - started);
+  if (ok) journeysCompleted.add(1);
+  pause();
+}
