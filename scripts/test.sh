@@ -17,6 +17,9 @@ ECOMMERCE_TEST_SESSION_DATA="$ECOMMERCE_TEST_REDIS/0" \
 ECOMMERCE_TEST_PRODUCT_DATA="$ECOMMERCE_TEST_POSTGRES" \
   cargo test --test api
 
+echo "== the front end: component tests, the committed bundle is a fresh build, a shopper in Chromium"
+bash scripts/test-web.sh
+
 echo "== the production topology (scripts/topology.sh), the k6 journey against it, and a clean stop"
 TOPOLOGY_TEST_STORES=both bash scripts/test-topology.sh
 

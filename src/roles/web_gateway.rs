@@ -95,7 +95,13 @@ fn static_file(req: &HttpRequest, path: &str) -> Result<HttpResponse, ApiError> 
     let file = assets::find(WEB, name)
         .filter(|_| name != "index.html")
         .ok_or_else(|| ApiError::NotFound(format!("No file {path}")))?;
-    Ok(assets::serve(req, file, "public, max-age=3600"))
+    // Bundle files under assets/ carry a content hash in their names: they never change.
+    let cache = if name.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=3600"
+    };
+    Ok(assets::serve(req, file, cache))
 }
 
 /// The shop's `index.html`, creating a session when the request has no valid one.

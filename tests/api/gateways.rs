@@ -127,19 +127,29 @@ async fn a_page_load_with_a_forged_cookie_gets_a_fresh_session() {
 #[actix_web::test]
 async fn static_files_are_served_with_their_content_type_and_no_cookie() {
     let app = spawn_app().await;
+    let page = String::from_utf8(app.get(&app.web("/")).await.body.to_vec()).unwrap();
+    // The bundle's file names carry content hashes: take them from the page.
+    let linked = |ext: &str| {
+        page.split('"')
+            .find(|part| part.starts_with("/assets/") && part.ends_with(ext))
+            .unwrap_or_else(|| panic!("index.html links no {ext}: {page}"))
+            .to_string()
+    };
 
-    for (path, content_type) in [
-        ("/app.js", "text/javascript"),
-        ("/style.css", "text/css"),
-        ("/favicon.svg", "image/svg+xml"),
+    for (path, content_type, cache) in [
+        (linked(".js"), "text/javascript", "immutable"),
+        (linked(".css"), "text/css", "immutable"),
+        ("/favicon.svg".to_string(), "image/svg+xml", "max-age=3600"),
     ] {
-        let reply = app.get(&app.web(path)).await;
+        let reply = app.get(&app.web(&path)).await;
 
         assert_eq!(reply.status, StatusCode::OK, "{path}");
         let got = reply.header("content-type").unwrap_or_default();
         assert!(got.starts_with(content_type), "{path}: {got}");
+        let cache_control = reply.header("cache-control").unwrap_or_default();
+        assert!(cache_control.contains(cache), "{path}: {cache_control}");
         assert!(!reply.body.is_empty());
-        no_cookie(&reply, path);
+        no_cookie(&reply, &path);
     }
 }
 

@@ -471,7 +471,7 @@ def test_synthetics_run_the_repositorys_k6_script_against_the_web_gateway(ci_id)
     assert deployment["spec"]["replicas"] == synthetics.get("replicas", 3)
     k6 = containers(deployment)[0]
     assert k6["image"].startswith("grafana/k6:")
-    assert k6["args"] == ["run", "/scripts/journey.js"]
+    assert k6["args"] == ["run", "--no-summary", "/scripts/journey.js"]
     env = rendered.env(k6)
     assert env["BASE_URL"] == f"http://{RELEASE}-web-gateway:80"
     spike = rendered.values.get("faults", {}).get("trafficSpike", False)

@@ -1,0 +1,198 @@
+// The shop's API (SPEC §5), through the web-gateway on the page's own origin.
+import { normalizeCart, type Cart } from './cart';
+import { centsToAmount } from './money';
+import { sessionId } from './session';
+
+export interface Product {
+  id: string;
+  name: string;
+  category: string | null;
+  price: number;
+  rating: number;
+  reviews: number;
+  filename: string;
+  description: string | null;
+  alcoholic: string | null;
+  temperature: string | null;
+  type: string | null;
+}
+
+export interface OrderItem {
+  id: string;
+  name: string;
+  quantity: number;
+  price: number;
+  subtotal: number;
+}
+
+export interface Order {
+  message: string;
+  order_id: string;
+  amount: number;
+  items: OrderItem[];
+}
+
+export interface Address {
+  street_1: string;
+  street_2: string;
+  city: string;
+  state: string;
+  postal_code: string;
+  country: string;
+}
+
+export interface CardDetails {
+  name: string;
+  number: string;
+  expiration: string;
+  security_code: string;
+  postal_code: string;
+}
+
+/** A failed call: `status` is the HTTP status, 0 when the shop could not be reached. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const UNREACHABLE = 'Could not reach the shop. Check your connection and try again.';
+
+/** A plain-language message for a failed response, using the API's `reason` when there is one. */
+export function failureMessage(status: number, body: unknown): string {
+  const reason =
+    body && typeof body === 'object' && typeof (body as { reason?: unknown }).reason === 'string'
+      ? (body as { reason: string }).reason.trim()
+      : '';
+  if (reason) return reason;
+  if (status === 404) return 'We could not find that.';
+  if (status === 502 || status === 503 || status === 504)
+    return `The shop is not answering right now (HTTP ${status}). Please try again in a moment.`;
+  if (status >= 500) return `The shop had a problem (HTTP ${status}). Please try again.`;
+  return `The shop answered with an error (HTTP ${status}).`;
+}
+
+type Fetch = typeof fetch;
+let fetchImpl: Fetch | null = null;
+/** For tests: replace fetch (null restores the global one). */
+export function setFetch(f: Fetch | null): void {
+  fetchImpl = f;
+}
+
+/** One JSON call. Resolves with the parsed body of a success, rejects with an ApiError. */
+export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const init: RequestInit = { method, headers, credentials: 'same-origin', signal };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res: Response;
+  try {
+    res = await (fetchImpl ?? fetch)(path, init);
+  } catch (e) {
+    if ((e as { name?: string })?.name === 'AbortError') throw e;
+    throw new ApiError(UNREACHABLE, 0);
+  }
+  let data: unknown = null;
+  try {
+    const text = await res.text();
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  const failed = (data as { message?: unknown } | null)?.message === 'failure';
+  if (!res.ok || failed) throw new ApiError(failureMessage(res.status, data), res.status);
+  return data as T;
+}
+
+// ---- products ----
+
+/** Every product seen so far, by id: cart and checkout need names and prices. */
+export const products = new Map<string, Product>();
+function remember(list: unknown): Product[] {
+  const found = Array.isArray(list) ? (list as Product[]).filter((p) => p && typeof p.id === 'string') : [];
+  for (const p of found) products.set(p.id, p);
+  return found;
+}
+
+export interface SearchResult {
+  total: number;
+  results: Product[];
+}
+interface SearchBody {
+  meta?: { page?: { total_results?: number } };
+  results?: Product[];
+}
+async function searchAt(kind: 'search' | 'suggestions', query: string, size: number, signal?: AbortSignal) {
+  const r = await request<SearchBody>('POST', `/api/v1/product/${kind}`, { query, page: { size } }, signal);
+  const results = remember(r?.results);
+  return { total: r?.meta?.page?.total_results ?? results.length, results };
+}
+
+/** Best rated first; an empty query finds everything. */
+export const search = (query: string, size: number): Promise<SearchResult> => searchAt('search', query, size);
+export const suggestions = (query: string, size: number, signal?: AbortSignal): Promise<SearchResult> =>
+  searchAt('suggestions', query, size, signal);
+
+export async function product(id: string): Promise<Product> {
+  const p = await request<Product>('GET', '/api/v1/product/products/' + encodeURIComponent(id));
+  remember([p]);
+  return p;
+}
+
+/** Makes sure `products` holds every one of `ids` that the catalog has. */
+export async function loadProducts(ids: string[]): Promise<void> {
+  const missing = ids.filter((id) => !products.has(id));
+  if (missing.length) remember(await request<Product[]>('POST', '/api/v1/product/documents', missing));
+}
+
+export const imageUrl = (p: Pick<Product, 'filename'>): string => '/api/v1/content/' + encodeURIComponent(p.filename);
+
+// ---- cart ----
+
+const withSession = () => ({ session_id: sessionId() });
+const cartCall = async (method: string, path = ''): Promise<Cart> =>
+  normalizeCart((await request<{ data?: unknown }>(method, '/api/v1/cart' + path, withSession()))?.data);
+
+export const getCart = (): Promise<Cart> => cartCall('POST');
+export const putQty = (id: string, qty: number): Promise<Cart> => cartCall('PUT', `/${encodeURIComponent(id)}/${qty}`);
+export const removeLine = (id: string): Promise<Cart> => cartCall('DELETE', '/' + encodeURIComponent(id));
+export const clearCart = (): Promise<Cart> => cartCall('DELETE');
+
+// ---- checkout ----
+
+export const initiateCheckout = (): Promise<unknown> => request('POST', '/api/v1/checkout/initiate', {});
+
+export interface CheckoutForm {
+  amountCents: number;
+  shipping: Address;
+  billing: Address;
+  card: Omit<CardDetails, 'postal_code'>;
+}
+
+/** The body of `POST /api/v1/checkout/process`, shaped as the original UI sent it. */
+export function checkoutBody(f: CheckoutForm, session: string | null) {
+  return {
+    amount: centsToAmount(f.amountCents),
+    shipping: { address: f.shipping },
+    billing: {
+      address: f.billing,
+      card: {
+        name: f.card.name.trim(),
+        number: f.card.number.replace(/[\s-]/g, ''),
+        expiration: f.card.expiration.trim(),
+        security_code: f.card.security_code.trim(),
+        postal_code: f.billing.postal_code,
+      },
+    },
+    session_id: session,
+  };
+}
+
+export const placeOrder = (f: CheckoutForm): Promise<Order> =>
+  request<Order>('POST', '/api/v1/checkout/process', checkoutBody(f, sessionId()));
