@@ -77,22 +77,14 @@ impl Metrics {
     /// Adds to a business counter; `labels` are `name="value"` pairs.
     pub fn add(&self, name: &'static str, labels: &[(&str, &str)], value: f64) {
         debug_assert!(COUNTERS.iter().any(|(n, _)| *n == name), "{name}");
-        let labels = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect::<Vec<_>>()
-            .join(",");
+        let labels = label_text(labels);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         *counters.entry((name, labels)).or_default() += value;
     }
 
     /// Sets a gauge-like counter to an absolute value.
     pub fn set(&self, name: &'static str, labels: &[(&str, &str)], value: f64) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect::<Vec<_>>()
-            .join(",");
+        let labels = label_text(labels);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         counters.insert((name, labels), value);
     }
@@ -164,6 +156,15 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `k1="v1",k2="v2"`, values escaped.
+fn label_text(labels: &[(&str, &str)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Escapes a Prometheus label value.

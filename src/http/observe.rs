@@ -54,20 +54,25 @@ pub async fn observe(
         ctx.metrics
             .observe_request(method.as_str(), &route, status.as_u16(), elapsed);
     }
-    let line = format!(
-        "msg=request method={method} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
-        logfmt_value(&path),
-        logfmt_value(&route),
-        status.as_u16(),
-        elapsed.as_secs_f64() * 1000.0,
-        trace.trace_id_hex(),
-        trace.span_id_hex(),
-    );
-    match cause {
-        Some(cause) if status.is_server_error() => {
-            log::error!(target: "request", "{line} error={}", logfmt_value(&cause))
+    let level = match &cause {
+        Some(_) if status.is_server_error() => log::Level::Error,
+        _ => log::Level::Info,
+    };
+    // Formatted only when it is logged: under load the level is often warn.
+    if log::log_enabled!(target: "request", level) {
+        let mut line = format!(
+            "msg=request method={method} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
+            logfmt_value(&path),
+            logfmt_value(&route),
+            status.as_u16(),
+            elapsed.as_secs_f64() * 1000.0,
+            trace.trace_id_hex(),
+            trace.span_id_hex(),
+        );
+        if let (log::Level::Error, Some(cause)) = (level, &cause) {
+            line.push_str(&format!(" error={}", logfmt_value(cause)));
         }
-        _ => log::info!(target: "request", "{line}"),
+        log::log!(target: "request", level, "{line}");
     }
     result
 }
@@ -79,14 +84,6 @@ fn leak() {
         // Filled, not zeroed, so the pages are really resident.
         leaked.push(vec![0xA5; LEAK_PER_REQUEST].into_boxed_slice());
     }
-}
-
-/// Bytes held by the memory-leak fault.
-pub fn leaked_bytes() -> usize {
-    LEAKED
-        .lock()
-        .map(|l| l.len() * LEAK_PER_REQUEST)
-        .unwrap_or(0)
 }
 
 /// Quotes a logfmt value when it has spaces, quotes or `=`.
