@@ -49,11 +49,31 @@ impl Histogram {
 }
 
 /// Request key: method, route pattern, status.
-type RequestKey = (String, String, u16);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RequestKey {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+impl RequestKey {
+    fn new(method: &str, route: &str, status: u16) -> Self {
+        RequestKey {
+            method: method.to_string(),
+            route: route.to_string(),
+            status,
+        }
+    }
+
+    fn as_ref(&self) -> (&str, &str, u16) {
+        (&self.method, &self.route, self.status)
+    }
+}
 
 pub struct Metrics {
     role: Role,
-    requests: Mutex<BTreeMap<RequestKey, Histogram>>,
+    /// A few dozen series at most (routes x methods x statuses), kept sorted for output.
+    requests: Mutex<Vec<(RequestKey, Histogram)>>,
     counters: Mutex<BTreeMap<(&'static str, String), f64>>,
 }
 
@@ -61,17 +81,24 @@ impl Metrics {
     pub fn new(role: Role) -> Self {
         Metrics {
             role,
-            requests: Mutex::new(BTreeMap::new()),
+            requests: Mutex::new(Vec::new()),
             counters: Mutex::new(BTreeMap::new()),
         }
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        // Looked up by borrowed key first: a request allocates only for a new series.
+        let key = (method, route, status);
+        match requests.iter_mut().find(|(k, _)| k.as_ref() == key) {
+            Some((_, histogram)) => histogram.observe(elapsed.as_secs_f64()),
+            None => {
+                let mut histogram = Histogram::default();
+                histogram.observe(elapsed.as_secs_f64());
+                requests.push((RequestKey::new(method, route, status), histogram));
+                requests.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+        }
     }
 
     /// Adds to a business counter; `labels` are `name="value"` pairs.
@@ -96,7 +123,15 @@ impl Metrics {
         out.push_str("# HELP http_server_requests_total Requests served, by route and status.\n");
         out.push_str("# TYPE http_server_requests_total counter\n");
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        for ((method, route, status), h) in requests.iter() {
+        for (
+            RequestKey {
+                method,
+                route,
+                status,
+            },
+            h,
+        ) in requests.iter()
+        {
             let _ = writeln!(
                 out,
                 "http_server_requests_total{{service=\"{service}\",method=\"{}\",route=\"{}\",status=\"{status}\"}} {}",
@@ -107,7 +142,15 @@ impl Metrics {
         }
         out.push_str("# HELP http_server_request_duration_seconds Time to serve a request.\n");
         out.push_str("# TYPE http_server_request_duration_seconds histogram\n");
-        for ((method, route, status), h) in requests.iter() {
+        for (
+            RequestKey {
+                method,
+                route,
+                status,
+            },
+            h,
+        ) in requests.iter()
+        {
             let labels = format!(
                 "service=\"{service}\",method=\"{}\",route=\"{}\",status=\"{status}\"",
                 escape(method),

@@ -39,7 +39,7 @@ pub async fn observe(
     let (status, route, cause) = match &result {
         Ok(res) => (
             res.status(),
-            res.request().match_pattern(),
+            route_of(res.request()),
             res.response().error().map(|e| format!("{e:?}")),
         ),
         Err(e) => (
@@ -52,7 +52,7 @@ pub async fn observe(
     let elapsed = started.elapsed();
     if let Some(ctx) = &context {
         ctx.metrics
-            .observe_request(method.as_str(), &route, status.as_u16(), elapsed);
+            .observe_request(method_label(&method), &route, status.as_u16(), elapsed);
     }
     let level = match &cause {
         Some(_) if status.is_server_error() => log::Level::Error,
@@ -75,6 +75,39 @@ pub async fn observe(
         log::log!(target: "request", level, "{line}");
     }
     result
+}
+
+/// The method as a metric label; any non-standard method is `OTHER`, so that clients
+/// cannot create series without bound.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method as M;
+    const STANDARD: [(M, &str); 9] = [
+        (M::GET, "GET"),
+        (M::POST, "POST"),
+        (M::PUT, "PUT"),
+        (M::DELETE, "DELETE"),
+        (M::HEAD, "HEAD"),
+        (M::OPTIONS, "OPTIONS"),
+        (M::PATCH, "PATCH"),
+        (M::CONNECT, "CONNECT"),
+        (M::TRACE, "TRACE"),
+    ];
+    STANDARD
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("OTHER", |(_, label)| label)
+}
+
+/// The route a handler says it served, for requests that no route pattern matched (the
+/// gateways parse their paths themselves).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+fn route_of(req: &actix_web::HttpRequest) -> Option<String> {
+    if let Some(RouteLabel(label)) = req.extensions().get::<RouteLabel>() {
+        return Some(label.to_string());
+    }
+    req.match_pattern()
 }
 
 /// The memory-leak fault: keep a little of every request, up to a limit.
@@ -100,6 +133,13 @@ pub fn logfmt_value(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unusual_methods_share_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::PUT), "PUT");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+    }
 
     #[test]
     fn logfmt_quotes_only_when_needed() {

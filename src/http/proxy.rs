@@ -9,6 +9,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::client::send_error;
 use super::trace::{TraceContext, TRACEPARENT};
 use super::ApiError;
+use crate::domain::percent_decode;
+use crate::role::Role;
 
 /// The body to forward: streamed as it arrives, or already read (when it was inspected).
 pub enum Body {
@@ -45,20 +47,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The request's path as the client sent it, without its first `segments` segments
-/// (`/api/v1/cart/x%20y/1` without 3 is `cart/x%20y/1`).
-///
-/// A proxy forwards this, not a match-info value: actix decodes those partly (`%20`,
-/// `%3F`, `%23`, ...), which would make the forwarded URL invalid or move part of the
-/// path into its query or fragment. Slashes are never decoded there, so the raw path has
-/// the same segments as the one the route matched.
-pub fn raw_tail(req: &HttpRequest, segments: usize) -> &str {
-    req.uri()
-        .path()
-        .trim_start_matches('/')
-        .splitn(segments + 1, '/')
-        .nth(segments)
-        .unwrap_or_default()
+/// The route label of a forwarded call, per service (a bounded set, for metrics).
+pub fn route_label(role: Role) -> &'static str {
+    match role {
+        Role::Cart => "/api/v1/cart/{tail}",
+        Role::Checkout => "/api/v1/checkout/{tail}",
+        Role::Content => "/api/v1/content/{tail}",
+        Role::Payment => "/api/v1/payment/{tail}",
+        Role::Product => "/api/v1/product/{tail}",
+        Role::ApiGateway | Role::WebGateway => "/api/v1/{service}/{tail}",
+    }
+}
+
+/// `(service, tail)` of a raw `/api/v1/<service>[/<tail>]` path; the tail stays exactly
+/// as the client sent it, the service name is decoded (so `c%61rt` is `cart`).
+pub fn split_api_path(path: &str) -> Option<(std::borrow::Cow<'_, str>, &str)> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let (service, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((percent_decode(service), tail))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -135,13 +141,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_tails_keep_the_client_s_escapes() {
-        let req = actix_web::test::TestRequest::with_uri("/api/v1/cart/a%3Fb%20c/1?x=%20")
-            .to_http_request();
-        assert_eq!(raw_tail(&req, 2), "cart/a%3Fb%20c/1");
-        assert_eq!(raw_tail(&req, 3), "a%3Fb%20c/1");
-        let bare = actix_web::test::TestRequest::with_uri("/api/v1/cart").to_http_request();
-        assert_eq!(raw_tail(&bare, 3), "");
+    fn api_paths_split_into_a_decoded_service_and_a_raw_tail() {
+        let (service, tail) = split_api_path("/api/v1/c%61rt/a%20b/1").unwrap();
+        assert_eq!((service.as_ref(), tail), ("cart", "a%20b/1"));
+        let (service, tail) = split_api_path("/api/v1/cart").unwrap();
+        assert_eq!((service.as_ref(), tail), ("cart", ""));
+        assert!(split_api_path("/api/v2/cart").is_none());
+    }
+
+    #[test]
+    fn tails_keep_the_client_s_escapes() {
+        let (_, tail) = split_api_path("/api/v1/cart/a%3Fb%20c/1").unwrap();
+        assert_eq!(tail, "a%3Fb%20c/1");
     }
 
     #[test]

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
-use crate::http::proxy::{self, Body};
+use crate::http::observe::RouteLabel;
+use crate::http::proxy::{self, route_label, split_api_path, Body};
 use crate::http::ApiError;
 use crate::role::Role;
 
@@ -14,9 +15,10 @@ pub struct State {
     pub upstreams: BTreeMap<Role, String>,
 }
 
+/// Everything under `/api/v1` is parsed here rather than by route patterns: a static
+/// prefix costs a string compare, a `{service}/{tail:.*}` pattern a regex run per request.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/{service}", web::route().to(forward))
-        .route("/api/v1/{service}/{tail:.*}", web::route().to(forward));
+    cfg.service(web::scope("/api/v1").default_service(web::to(forward)));
 }
 
 async fn forward(
@@ -25,15 +27,15 @@ async fn forward(
     state: web::Data<State>,
     http: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = req.match_info().get("service").unwrap_or_default();
-    let role = Role::upstream(service)
+    let path = req.uri().path();
+    let (service, tail) = split_api_path(path).unwrap_or_default();
+    let role = Role::upstream(&service)
         .ok_or_else(|| ApiError::NotFound(format!("No service named '{service}'")))?;
+    req.extensions_mut().insert(RouteLabel(route_label(role)));
     let base = state
         .upstreams
         .get(&role)
         .ok_or_else(|| ApiError::Unexpected(format!("no upstream wired for {role}")))?;
-    // The rest of the path exactly as the client sent it (`api/v1/<service>/<tail>`).
-    let tail = proxy::raw_tail(&req, 3);
     let url = match req.uri().query() {
         Some(query) => format!("{base}/{tail}?{query}"),
         None => format!("{base}/{tail}"),

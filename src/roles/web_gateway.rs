@@ -3,14 +3,16 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use crate::domain::{percent_decode, SessionId, SessionSigner};
+use crate::domain::{SessionId, SessionSigner};
 use crate::http::assets::{self, WEB};
 use crate::http::context::RoleContext;
-use crate::http::proxy::{self, Body};
+use crate::http::observe::RouteLabel;
+use crate::http::proxy::{self, route_label, split_api_path, Body};
 use crate::http::{body, ApiError};
+use crate::role::Role;
 use crate::stores::SessionStore;
 
 pub const SESSION_COOKIE: &str = "session_id";
@@ -22,8 +24,9 @@ pub struct State {
     pub signer: SessionSigner,
 }
 
+/// `/api/v1` is a static prefix whose paths `api` parses itself (no per-request regex).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/{tail:.*}", web::route().to(api))
+    cfg.service(web::scope("/api/v1").default_service(web::to(api)))
         .default_service(web::to(page_or_file));
 }
 
@@ -36,15 +39,17 @@ async fn api(
     state: web::Data<State>,
     http: web::Data<awc::Client>,
 ) -> Result<HttpResponse, ApiError> {
-    // The rest of the path exactly as the client sent it (`api/v1/<tail>`).
-    let tail = proxy::raw_tail(&req, 2);
+    // The path goes on exactly as the client sent it; the service name is decoded fully,
+    // so no spelling of "cart" slips past the session check.
+    let path = req.uri().path();
     let url = match req.uri().query() {
-        Some(query) => format!("{}/api/v1/{tail}?{query}", state.api_gateway),
-        None => format!("{}/api/v1/{tail}", state.api_gateway),
+        Some(query) => format!("{}{path}?{query}", state.api_gateway),
+        None => format!("{}{path}", state.api_gateway),
     };
-    // Decoded fully, so no spelling of "cart" slips past the check.
-    let service = percent_decode(tail.split('/').next().unwrap_or_default()).into_owned();
-    let body = if SESSION_SERVICES.contains(&service.as_str()) {
+    let (service, _) = split_api_path(path).unwrap_or_default();
+    let label = Role::upstream(&service).map_or("/api/v1/{tail}", route_label);
+    req.extensions_mut().insert(RouteLabel(label));
+    let body = if SESSION_SERVICES.contains(&service.as_ref()) {
         let bytes = body::read(payload).await?;
         require_signed_session(&state.signer, &bytes)?;
         Body::Bytes(bytes)
