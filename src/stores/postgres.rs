@@ -154,21 +154,30 @@ impl PostgresCatalog {
         let pattern = format!("%{}%", escape_like(query));
         let filter = "name ILIKE $1 OR description ILIKE $1";
         let limit = limit as i64;
-        let (rows, count) = futures_util::future::join(
-            self.query(
-                &format!("SELECT {COLUMNS} FROM products WHERE {filter} {ORDER} LIMIT $2"),
-                &[&pattern, &limit],
-            ),
-            self.query(
-                &format!("SELECT count(*) FROM products WHERE {filter}"),
-                &[&pattern],
-            ),
-        )
-        .await;
-        let total: i64 = count?.first().map(|r| r.get(0)).unwrap_or_default();
+        let page_sql = format!("SELECT {COLUMNS} FROM products WHERE {filter} {ORDER} LIMIT $2");
+        let count_sql = format!("SELECT count(*) FROM products WHERE {filter}");
+        // One connection, both queries in flight at once: tokio-postgres pipelines them.
+        let (rows, total) = tokio::time::timeout(OP_TIMEOUT, async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            let (page, count) = futures_util::future::try_join(
+                client.prepare_cached(&page_sql),
+                client.prepare_cached(&count_sql),
+            )
+            .await
+            .map_err(query_error)?;
+            let (rows, count) = futures_util::future::try_join(
+                client.query(&page, &[&pattern, &limit]),
+                client.query_one(&count, &[&pattern]),
+            )
+            .await
+            .map_err(query_error)?;
+            Ok::<_, StoreError>((rows, count.get::<_, i64>(0)))
+        })
+        .await
+        .unwrap_or_else(|_| Err(unavailable("timed out")))?;
         Ok(SearchPage {
             total: total as usize,
-            results: rows?.iter().map(product).collect::<Result<_, _>>()?,
+            results: rows.iter().map(product).collect::<Result<_, _>>()?,
         })
     }
 
