@@ -71,7 +71,7 @@ printf '| request | req/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- 
 measure() { # name method path body
   cat >"$WORK/req.lua" <<LUA
 wrk.method = "$2"
-wrk.body = [[$4]]
+wrk.body = [=[$4]=]
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write

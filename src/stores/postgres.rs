@@ -61,10 +61,16 @@ WHERE (products.name, products.category, products.price, products.rating, produc
 /// Serializes concurrent migrations (e.g. two Helm hooks) on one database.
 const MIGRATION_LOCK: i64 = 0x6563_6f6d_6d65;
 
+/// A query parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
 fn config(url: &str) -> Result<tokio_postgres::Config, String> {
     let mut config: tokio_postgres::Config =
         url.parse().map_err(|e| format!("'{}': {e}", redact(url)))?;
     config.connect_timeout(OP_TIMEOUT);
+    // Plan each search for its own pattern: a generic plan for `ILIKE $1` cannot use the
+    // trigram indexes and scans the whole table.
+    config.options("-c plan_cache_mode=force_custom_plan");
     if config.get_application_name().is_none() {
         config.application_name("ecommerce");
     }
@@ -121,11 +127,7 @@ impl PostgresCatalog {
         PostgresCatalog::new(&self.url).expect("the URL was valid when the store was built")
     }
 
-    async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         tokio::time::timeout(OP_TIMEOUT, async {
             let client = self.pool.get().await.map_err(unavailable)?;
             let statement = client.prepare_cached(sql).await.map_err(query_error)?;
@@ -152,10 +154,26 @@ impl PostgresCatalog {
 
     pub async fn search(&self, query: &str, limit: usize) -> Result<SearchPage, StoreError> {
         let pattern = format!("%{}%", escape_like(query));
-        let filter = "name ILIKE $1 OR description ILIKE $1";
         let limit = limit as i64;
-        let page_sql = format!("SELECT {COLUMNS} FROM products WHERE {filter} {ORDER} LIMIT $2");
-        let count_sql = format!("SELECT count(*) FROM products WHERE {filter}");
+        // An empty query matches everything: no filter, so the display-order index serves
+        // the page and the count needs no pattern test per row.
+        let (page_sql, count_sql, page_params, count_params): (_, _, Vec<Param>, Vec<Param>) =
+            if query.is_empty() {
+                (
+                    format!("SELECT {COLUMNS} FROM products {ORDER} LIMIT $1"),
+                    "SELECT count(*) FROM products".to_string(),
+                    vec![&limit],
+                    vec![],
+                )
+            } else {
+                let filter = "name ILIKE $1 OR description ILIKE $1";
+                (
+                    format!("SELECT {COLUMNS} FROM products WHERE {filter} {ORDER} LIMIT $2"),
+                    format!("SELECT count(*) FROM products WHERE {filter}"),
+                    vec![&pattern, &limit],
+                    vec![&pattern],
+                )
+            };
         // One connection, both queries in flight at once: tokio-postgres pipelines them.
         let (rows, total) = tokio::time::timeout(OP_TIMEOUT, async {
             let client = self.pool.get().await.map_err(unavailable)?;
@@ -166,8 +184,8 @@ impl PostgresCatalog {
             .await
             .map_err(query_error)?;
             let (rows, count) = futures_util::future::try_join(
-                client.query(&page, &[&pattern, &limit]),
-                client.query_one(&count, &[&pattern]),
+                client.query(&page, &page_params),
+                client.query_one(&count, &count_params),
             )
             .await
             .map_err(query_error)?;
