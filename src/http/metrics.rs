@@ -68,6 +68,16 @@ impl RequestKey {
     fn as_ref(&self) -> (&str, &str, u16) {
         (&self.method, &self.route, self.status)
     }
+
+    /// The series' labels in the exposition format.
+    fn labels(&self, service: &str) -> String {
+        format!(
+            "service=\"{service}\",method=\"{}\",route=\"{}\",status=\"{}\"",
+            escape(&self.method),
+            escape(&self.route),
+            self.status
+        )
+    }
 }
 
 pub struct Metrics {
@@ -123,39 +133,14 @@ impl Metrics {
         out.push_str("# HELP http_server_requests_total Requests served, by route and status.\n");
         out.push_str("# TYPE http_server_requests_total counter\n");
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        for (
-            RequestKey {
-                method,
-                route,
-                status,
-            },
-            h,
-        ) in requests.iter()
-        {
-            let _ = writeln!(
-                out,
-                "http_server_requests_total{{service=\"{service}\",method=\"{}\",route=\"{}\",status=\"{status}\"}} {}",
-                escape(method),
-                escape(route),
-                h.count
-            );
+        for (key, h) in requests.iter() {
+            let labels = key.labels(service);
+            let _ = writeln!(out, "http_server_requests_total{{{labels}}} {}", h.count);
         }
         out.push_str("# HELP http_server_request_duration_seconds Time to serve a request.\n");
         out.push_str("# TYPE http_server_request_duration_seconds histogram\n");
-        for (
-            RequestKey {
-                method,
-                route,
-                status,
-            },
-            h,
-        ) in requests.iter()
-        {
-            let labels = format!(
-                "service=\"{service}\",method=\"{}\",route=\"{}\",status=\"{status}\"",
-                escape(method),
-                escape(route)
-            );
+        for (key, h) in requests.iter() {
+            let labels = key.labels(service);
             let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
                 cumulative += n;

@@ -74,20 +74,6 @@ fn ok_cart(reply: &Reply, data: Value) {
     assert_eq!(reply.json(), json!({"message": "success", "data": data}));
 }
 
-fn bad_request(reply: &Reply, reason_part: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::BAD_REQUEST,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let reason = reply.reason();
-    assert!(
-        reason.to_lowercase().contains(&reason_part.to_lowercase()),
-        "reason {reason:?} does not mention {reason_part:?}"
-    );
-}
-
 #[actix_web::test]
 async fn a_new_cart_is_empty() {
     let app = spawn_app().await;

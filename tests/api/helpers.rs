@@ -66,6 +66,21 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// Asserts a 400 whose reason mentions `reason_part` (in any case).
+pub fn bad_request(reply: &Reply, reason_part: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let reason = reply.reason();
+    assert!(
+        reason.to_lowercase().contains(&reason_part.to_lowercase()),
+        "reason {reason:?} does not mention {reason_part:?}"
+    );
+}
+
 impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {

@@ -73,20 +73,6 @@ fn ids_of(products: &[Value]) -> Vec<String> {
     ids(&Value::Array(products.to_vec()))
 }
 
-fn bad_request(reply: &Reply, reason_part: &str) {
-    assert_eq!(
-        reply.status,
-        StatusCode::BAD_REQUEST,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let reason = reply.reason();
-    assert!(
-        reason.contains(reason_part),
-        "reason {reason:?} does not mention {reason_part:?}"
-    );
-}
-
 async fn documents(app: &TestApp, method: Method, body: &str) -> Reply {
     app.send(
         method,
