@@ -95,16 +95,10 @@ impl CartStore {
         replica: Option<&StoreUrl>,
         ttl: Duration,
     ) -> Result<Self, String> {
-        match url {
-            StoreUrl::Memory => Ok(CartStore::memory(ttl)),
-            StoreUrl::Redis(primary) => {
-                let pair = redis::RedisPair::new("cart-data", primary, redis_replica(replica)?)?;
-                Ok(CartStore::Redis(redis::RedisCarts::new(pair, ttl)))
-            }
-            StoreUrl::Postgres(_) => {
-                Err("cart-data is kept in Redis (redis://...) or memory".into())
-            }
-        }
+        Ok(match redis_pair("cart-data", url, replica)? {
+            Some(pair) => CartStore::Redis(redis::RedisCarts::new(pair, ttl)),
+            None => CartStore::memory(ttl),
+        })
     }
 
     /// This store for another worker thread: the memory store is shared, a Redis store
@@ -185,16 +179,10 @@ impl SessionStore {
         replica: Option<&StoreUrl>,
         ttl: Duration,
     ) -> Result<Self, String> {
-        match url {
-            StoreUrl::Memory => Ok(SessionStore::memory(ttl)),
-            StoreUrl::Redis(primary) => {
-                let pair = redis::RedisPair::new("session-data", primary, redis_replica(replica)?)?;
-                Ok(SessionStore::Redis(redis::RedisSessions::new(pair, ttl)))
-            }
-            StoreUrl::Postgres(_) => {
-                Err("session-data is kept in Redis (redis://...) or memory".into())
-            }
-        }
+        Ok(match redis_pair("session-data", url, replica)? {
+            Some(pair) => SessionStore::Redis(redis::RedisSessions::new(pair, ttl)),
+            None => SessionStore::memory(ttl),
+        })
     }
 
     pub fn for_worker(&self) -> Self {
@@ -308,6 +296,21 @@ impl ProductStore {
             ProductStore::Memory(_) => Ok(Health::Up),
             ProductStore::Postgres(p) => p.health().await,
         }
+    }
+}
+
+/// The Redis primary and replica a Redis store's URLs name; `None` for `memory`.
+fn redis_pair(
+    store: &'static str,
+    url: &StoreUrl,
+    replica: Option<&StoreUrl>,
+) -> Result<Option<redis::RedisPair>, String> {
+    match url {
+        StoreUrl::Memory => Ok(None),
+        StoreUrl::Redis(primary) => {
+            redis::RedisPair::new(store, primary, redis_replica(replica)?).map(Some)
+        }
+        StoreUrl::Postgres(_) => Err(format!("{store} is kept in Redis (redis://...) or memory")),
     }
 }
 
