@@ -910,6 +910,21 @@ def test_the_image_is_built_with_the_command_the_tests_build_with():
     ).resolve(), "the checks below must run the binary the image ships"
 
 
+def test_the_image_s_other_build_steps_run_here_and_gather_what_the_binary_links(tmp_path):
+    # Every RUN besides the cargo build, run as written but with its output folder (/out)
+    # moved under tmp_path: it must succeed and leave libgcc_s where the final stage
+    # copies it from.
+    runs = [rest for keyword, rest in dockerfile_instructions() if keyword == "RUN"]
+    others = [r for r in runs if "cargo" not in r]
+    assert others, "the Dockerfile gathers libgcc_s in a RUN step"
+    for run in others:
+        subprocess.run(["bash", "-c", run.replace("/out", str(tmp_path / "out"))], check=True)
+    gathered = list((tmp_path / "out").rglob("libgcc_s.so.1"))
+    assert len(gathered) == 1 and gathered[0].stat().st_size > 0
+    copies = [rest for keyword, rest in final_stage() if keyword == "COPY"]
+    assert any(c.split()[-2:] == ["/out/", "/"] for c in copies), copies
+
+
 def test_the_image_runs_the_binary_as_the_user_the_chart_expects():
     stage = dict(final_stage())
     assert stage["FROM"].startswith("gcr.io/distroless/base-nossl-debian12")
