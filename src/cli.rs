@@ -99,6 +99,11 @@ pub struct ServeArgs {
     #[arg(long = "fault", env = "ECOMMERCE_FAULTS", value_delimiter = ',')]
     pub faults: Vec<String>,
 
+    /// Token that allows switching faults at run time (`PUT /faults` with
+    /// `Authorization: Bearer <token>`); absent: run-time switching is off.
+    #[arg(long, env = "ECOMMERCE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Carts expire this long after their last use.
     #[arg(long, env = "ECOMMERCE_CART_TTL_SECS", default_value_t = 24 * 3600)]
     pub cart_ttl_secs: u64,
@@ -229,13 +234,15 @@ impl ServeArgs {
         // The command line wins over the environment.
         settings.upstreams.extend(self.upstreams);
 
-        let mut faults = Faults::default();
-        for spec in self.faults.iter().filter(|s| !s.trim().is_empty()) {
-            faults.enable(spec).map_err(|reason| ConfigError {
-                option: "--fault".into(),
-                reason,
-            })?;
-        }
+        let faults = Faults::parse(&self.faults).map_err(|reason| ConfigError {
+            option: "--fault".into(),
+            reason,
+        })?;
+        settings.otlp = crate::telemetry::settings::from_env(&env).map_err(|e| ConfigError {
+            option: e.var.into(),
+            reason: e.reason,
+        })?;
+        settings.admin_token = self.admin_token.filter(|t| !t.is_empty()).map(Secret::new);
 
         settings.api_gateway_url = self.api_gateway_url;
         settings.cart_data = self.cart_data;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::faults::Faults;
 use crate::role::Role;
 use crate::stores::StoreUrl;
 
@@ -28,6 +29,10 @@ pub struct Settings {
     pub content_source: Option<String>,
     pub payment_delay: DelayRange,
     pub faults: Faults,
+    /// Allows `PUT /faults`; `None` keeps the faults as started.
+    pub admin_token: Option<Secret>,
+    /// Where spans are exported (from the standard `OTEL_*` variables); `None`: nowhere.
+    pub otlp: Option<crate::telemetry::settings::Otlp>,
     pub cart_ttl: Duration,
     pub session_ttl: Duration,
     pub connect_timeout: Duration,
@@ -60,6 +65,8 @@ impl Settings {
             content_source: None,
             payment_delay: DelayRange::DEFAULT,
             faults: Faults::default(),
+            admin_token: None,
+            otlp: None,
             cart_ttl: Duration::from_secs(24 * 3600),
             session_ttl: Duration::from_secs(30 * 60),
             connect_timeout: Duration::from_secs(2),
@@ -155,102 +162,6 @@ impl std::str::FromStr for DelayRange {
     }
 }
 
-/// The fault scenarios switched on (SPEC section 7).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Faults {
-    /// Product search does slow, CPU-heavy work, then fails with 500.
-    pub basic_bug: bool,
-    /// The api-gateway binds 127.0.0.1 only.
-    pub bind_localhost: bool,
-    /// The share of payments declined, 0.0..=1.0.
-    pub payment_failure: Option<f64>,
-    /// Extra payment processing time.
-    pub payment_latency_ms: Option<u64>,
-    /// cart behaves as if cart-data were unreachable.
-    pub cart_data_outage: bool,
-    /// The role that keeps a little memory of every request it serves.
-    pub memory_leak: Option<Role>,
-}
-
-impl Faults {
-    pub const NAMES: [&'static str; 6] = [
-        "basic-bug",
-        "bind-localhost",
-        "payment-failure=<ratio>",
-        "payment-latency=<ms>",
-        "cart-data-outage",
-        "memory-leak=<role>",
-    ];
-
-    /// Adds one `NAME[=VALUE]`.
-    pub fn enable(&mut self, spec: &str) -> Result<(), String> {
-        let (name, value) = match spec.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim())),
-            None => (spec.trim(), None),
-        };
-        let bad_value = |what: &str| format!("fault '{name}' needs {what}, got '{spec}'");
-        match (name, value) {
-            ("basic-bug", None) => self.basic_bug = true,
-            ("bind-localhost", None) => self.bind_localhost = true,
-            ("cart-data-outage", None) => self.cart_data_outage = true,
-            ("payment-failure", v) => {
-                let ratio = v
-                    .unwrap_or("1")
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| bad_value("a ratio from 0 to 1"))?;
-                self.payment_failure = Some(ratio);
-            }
-            ("payment-latency", Some(v)) => {
-                let ms = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms <= DelayRange::LIMIT_MS)
-                    .ok_or_else(|| bad_value("milliseconds up to 60000"))?;
-                self.payment_latency_ms = Some(ms);
-            }
-            ("memory-leak", Some(v)) => {
-                self.memory_leak =
-                    Some(v.parse().map_err(|e: crate::role::UnknownRole| {
-                        format!("fault 'memory-leak': {e}")
-                    })?);
-            }
-            _ => {
-                return Err(format!(
-                    "unknown fault '{spec}' (valid: {})",
-                    Self::NAMES.join(", ")
-                ))
-            }
-        }
-        Ok(())
-    }
-
-    /// The active faults as `NAME[=VALUE]`, for `/`, logs and metrics.
-    pub fn active(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.basic_bug {
-            out.push("basic-bug".to_string());
-        }
-        if self.bind_localhost {
-            out.push("bind-localhost".to_string());
-        }
-        if let Some(r) = self.payment_failure {
-            out.push(format!("payment-failure={r}"));
-        }
-        if let Some(ms) = self.payment_latency_ms {
-            out.push(format!("payment-latency={ms}"));
-        }
-        if self.cart_data_outage {
-            out.push("cart-data-outage".to_string());
-        }
-        if let Some(role) = self.memory_leak {
-            out.push(format!("memory-leak={role}"));
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,29 +189,6 @@ mod tests {
         for bad in ["", "10-5", "a-b", "1-999999"] {
             assert!(bad.parse::<DelayRange>().is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn faults_parse_with_values() {
-        let mut f = Faults::default();
-        f.enable("payment-failure=0.5").unwrap();
-        f.enable("memory-leak=cart").unwrap();
-        f.enable("basic-bug").unwrap();
-        assert_eq!(f.payment_failure, Some(0.5));
-        assert_eq!(f.memory_leak, Some(Role::Cart));
-        assert_eq!(
-            f.active(),
-            ["basic-bug", "payment-failure=0.5", "memory-leak=cart"]
-        );
-    }
-
-    #[test]
-    fn bad_faults_name_the_valid_ones() {
-        let mut f = Faults::default();
-        assert!(f.enable("payment-failure=2").is_err());
-        assert!(f.enable("memory-leak=basket").is_err());
-        let err = f.enable("meteor-strike").unwrap_err();
-        assert!(err.contains("basic-bug"), "{err}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// logfmt lines: `ts=... level=... msg=... key=value ...`, level from RUST_LOG (info by
-/// default).
+/// default); lines logged while serving a request end with its trace and span ids.
 fn init_logging() {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,tokio_postgres=warn"),
@@ -92,12 +92,18 @@ fn init_logging() {
         let ts = buf.timestamp_millis();
         let level = record.level().as_str().to_lowercase();
         let args = record.args().to_string();
+        // A line logged while serving a request names its trace (the request line
+        // already does).
+        let ids = match ecommerce::telemetry::span::log_ids() {
+            Some(ids) if !args.contains("trace_id=") => format!(" {ids}"),
+            _ => String::new(),
+        };
         if args.starts_with("msg=") {
-            writeln!(buf, "ts={ts} level={level} {args}")
+            writeln!(buf, "ts={ts} level={level} {args}{ids}")
         } else {
             writeln!(
                 buf,
-                "ts={ts} level={level} msg={args:?} target={}",
+                "ts={ts} level={level} msg={args:?} target={}{ids}",
                 record.target()
             )
         }

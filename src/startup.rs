@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::domain::SessionSigner;
+use crate::faults::FaultSwitch;
 use crate::http::client::{self, Timeouts};
 use crate::http::context::{Dependencies, Dependency, RoleContext};
 use crate::http::error::no_route;
@@ -18,6 +20,7 @@ use crate::http::{health, observe};
 use crate::role::Role;
 use crate::roles;
 use crate::stores::{CartStore, ProductStore, SessionStore};
+use crate::telemetry::Telemetry;
 
 /// Why the shop could not start; each names the option to fix.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,7 @@ pub enum StartupError {
 /// The running shop: one server per role, each already started on the actix runtime.
 pub struct Application {
     servers: Vec<Running>,
+    telemetry: Arc<Telemetry>,
 }
 
 struct Running {
@@ -64,6 +68,7 @@ impl Application {
             .collect();
         let wiring = Wiring::resolve(&settings, &addresses);
         let shared = Arc::new(Shared::build(&settings, wiring)?);
+        let telemetry = shared.telemetry.clone();
         let mut servers = Vec::new();
         for (role, listener) in listeners {
             let address = addresses[&role];
@@ -78,7 +83,7 @@ impl Application {
                 task: actix_web::rt::spawn(server),
             });
         }
-        Ok(Application { servers })
+        Ok(Application { servers, telemetry })
     }
 
     /// Where `role` listens (with port 0 resolved).
@@ -111,6 +116,8 @@ impl Application {
                 .await
                 .map_err(|e| std::io::Error::other(format!("{} stopped: {e}", running.role)))??;
         }
+        // The spans of the last requests, so that a rollout leaves no hole in traces.
+        self.telemetry.flush(Duration::from_secs(2)).await;
         Ok(())
     }
 }
@@ -222,7 +229,9 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 #[derive(Clone)]
 struct Shared {
     wiring: Wiring,
-    faults: Arc<crate::config::Faults>,
+    faults: Arc<FaultSwitch>,
+    telemetry: Arc<Telemetry>,
+    admin_token: Option<Secret>,
     carts: Option<CartStore>,
     sessions: Option<SessionStore>,
     products: Option<ProductStore>,
@@ -262,9 +271,17 @@ impl Shared {
         for fault in settings.faults.active() {
             log::warn!("msg=\"fault active\" fault={fault}");
         }
+        let telemetry = Telemetry::start(settings.otlp.as_ref(), &settings.roles).map_err(|e| {
+            StartupError::Config {
+                option: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                reason: format!("cannot start the span exporter: {e}"),
+            }
+        })?;
         Ok(Shared {
             wiring,
-            faults: Arc::new(settings.faults.clone()),
+            faults: Arc::new(FaultSwitch::new(settings.faults.clone())),
+            telemetry: Arc::new(telemetry),
+            admin_token: settings.admin_token.clone(),
             carts,
             sessions,
             products,
@@ -314,7 +331,11 @@ fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
 /// Starts the server of one role on its listener. Metrics are shared by the role's
 /// workers; clients and store connections are made per worker, on its own runtime.
 fn serve(role: Role, listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<Server> {
-    let context = web::Data::new(RoleContext::new(role, shared.faults.clone()));
+    let context = web::Data::new(RoleContext {
+        tracer: shared.telemetry.tracer(role),
+        admin_token: shared.admin_token.clone(),
+        ..RoleContext::new(role, shared.faults.clone())
+    });
     let (workers, shutdown_timeout) = (shared.workers, shared.shutdown_timeout);
     let server = HttpServer::new(move || {
         let worker = shared.for_worker();

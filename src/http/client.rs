@@ -8,8 +8,12 @@ use awc::error::SendRequestError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::trace::{TraceContext, TRACEPARENT};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::observe::method_label;
+use super::trace::{BAGGAGE, TRACEPARENT};
 use super::ApiError;
+use crate::telemetry::span::{Call, Outcome, Peer};
 
 /// The largest upstream body a role reads whole (proxies stream and never read them).
 const MAX_UPSTREAM_BODY: usize = 1024 * 1024;
@@ -44,6 +48,52 @@ pub fn send_error(what: &str, e: SendRequestError) -> ApiError {
     }
 }
 
+/// Starts the span of a `method` call to `service` (one of the shop's, or the image
+/// bucket), and sets the trace headers the call carries: its own `traceparent` and the
+/// request's baggage.
+pub fn start_call(
+    service: &'static str,
+    method: &actix_web::http::Method,
+    headers: &mut HeaderMap,
+) -> Call {
+    let operation = method_label(method);
+    let call = Call::start(Peer::Http { service }, operation, || {
+        format!("{operation} {service}").into()
+    });
+    headers.remove(BAGGAGE);
+    if let Some(value) = call
+        .traceparent()
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        headers.insert(HeaderName::from_static(TRACEPARENT), value);
+    }
+    if let Some(baggage) = call.baggage() {
+        headers.insert(HeaderName::from_static(BAGGAGE), baggage);
+    }
+    call
+}
+
+/// Ends a call's span with the answer's status, or with why there was none.
+pub fn end_call<S>(
+    mut call: Call,
+    url: &str,
+    sent: &Result<awc::ClientResponse<S>, SendRequestError>,
+) {
+    call.attribute("url.full", || url.to_string().into());
+    match sent {
+        Ok(response) => call.finish(Outcome::Status(response.status().as_u16())),
+        Err(e) => {
+            let kind = match e {
+                SendRequestError::Timeout
+                | SendRequestError::Connect(awc::error::ConnectError::Timeout) => "timeout",
+                SendRequestError::Connect(_) => "connect",
+                _ => "transport",
+            };
+            call.finish(Outcome::Failed(kind, &e.to_string()))
+        }
+    }
+}
+
 /// A JSON call's answer: its status and body.
 pub struct Reply {
     pub status: StatusCode,
@@ -68,22 +118,20 @@ impl Reply {
     }
 }
 
-/// Sends `body` as JSON to `url` with the request's trace context, reading the whole
-/// answer within the client's timeout.
+/// Sends `body` as JSON to `url` (a call to `what`, traced), reading the whole answer
+/// within the client's timeout.
 pub async fn call_json<B: Serialize>(
     client: &awc::Client,
     method: actix_web::http::Method,
     url: &str,
-    what: &str,
-    trace: &TraceContext,
+    what: &'static str,
     body: &B,
 ) -> Result<Reply, ApiError> {
-    let mut response = client
-        .request(method, url)
-        .insert_header((TRACEPARENT, trace.traceparent()))
-        .send_json(body)
-        .await
-        .map_err(|e| send_error(what, e))?;
+    let mut request = client.request(method.clone(), url);
+    let call = start_call(what, &method, request.headers_mut());
+    let sent = request.send_json(body).await;
+    end_call(call, url, &sent);
+    let mut response = sent.map_err(|e| send_error(what, e))?;
     let body = response
         .body()
         .limit(MAX_UPSTREAM_BODY)

@@ -1,10 +1,13 @@
-//! What every handler of one role can reach: its name, metrics, faults and dependencies.
+//! What every handler of one role can reach: its name, metrics, faults, tracer and
+//! dependencies.
 
 use std::sync::Arc;
 
-use crate::config::Faults;
+use crate::config::Secret;
+use crate::faults::FaultSwitch;
 use crate::role::Role;
-use crate::stores::{CartStore, ProductStore, SessionStore};
+use crate::stores::{CartStore, PoolUsage, ProductStore, SessionStore};
+use crate::telemetry::Tracer;
 
 use super::metrics::Metrics;
 
@@ -27,6 +30,26 @@ impl Dependency {
         }
     }
 
+    /// Whether it is one of the role's stores (not a service it calls).
+    pub fn is_store(&self) -> bool {
+        !matches!(self, Dependency::ApiGateway(_))
+    }
+
+    /// Whether it is a store with replicas (Redis), whose unreplicated writes count.
+    pub fn has_replicas(&self) -> bool {
+        matches!(self, Dependency::CartData(_) | Dependency::SessionData(_))
+    }
+
+    /// Connection pool usage by server; none for in-memory stores.
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUsage)> {
+        match self {
+            Dependency::CartData(s) => s.pool_usage(),
+            Dependency::SessionData(s) => s.pool_usage(),
+            Dependency::ProductData(s) => s.pool_usage(),
+            Dependency::ApiGateway(_) => Vec::new(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Dependency::CartData(_) => "cart-data",
@@ -44,19 +67,21 @@ pub struct Dependencies(pub Vec<Dependency>);
 pub struct RoleContext {
     pub role: Role,
     pub metrics: Metrics,
-    pub faults: Arc<Faults>,
+    /// Shared by the roles of the process.
+    pub faults: Arc<FaultSwitch>,
+    pub tracer: Tracer,
+    /// Allows `PUT /faults`; absent, the faults stay as started.
+    pub admin_token: Option<Secret>,
 }
 
 impl RoleContext {
-    pub fn new(role: Role, faults: Arc<Faults>) -> Self {
-        let metrics = Metrics::new(role);
-        for fault in faults.active() {
-            metrics.set("ecommerce_fault_active", &[("fault", &fault)], 1.0);
-        }
+    pub fn new(role: Role, faults: Arc<FaultSwitch>) -> Self {
         RoleContext {
             role,
-            metrics,
+            metrics: Metrics::new(role),
             faults,
+            tracer: Tracer::default(),
+            admin_token: None,
         }
     }
 }

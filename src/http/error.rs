@@ -16,6 +16,9 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// No or the wrong credentials (answered with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -63,6 +66,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -75,7 +79,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(Failure {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header(("www-authenticate", "Bearer"));
+        }
+        response.json(Failure {
             message: "failure",
             reason: &self.to_string(),
         })

@@ -4,16 +4,23 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
+use std::sync::atomic::Ordering;
+
 use super::client;
 use super::context::{Dependencies, Dependency, RoleContext};
+use super::metrics::{label_text, write_family};
 use crate::role::Role;
 use crate::stores::Health;
+use crate::stores::PoolUsage;
+use crate::telemetry::span;
 
-/// Adds the shared endpoints; the web-gateway keeps `/` for the shop's page.
+/// Adds the shared endpoints (and `/faults`); the web-gateway keeps `/` for the shop's
+/// page.
 pub fn configure(cfg: &mut web::ServiceConfig, role: Role) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .configure(super::admin::configure);
     if role != Role::WebGateway {
         cfg.route("/", web::get().to(info));
     }
@@ -28,28 +35,93 @@ pub async fn info(ctx: web::Data<RoleContext>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "service": ctx.role.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
-        "faults": ctx.faults.active(),
+        "faults": ctx.faults.get().active(),
     }))
 }
 
+/// A pool usage gauge: name, help, and which figure it shows.
+type PoolGauge = (&'static str, &'static str, fn(&PoolUsage) -> usize);
+
 async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> HttpResponse {
+    let service = ctx.role.as_str();
     let mut text = ctx.metrics.render();
-    let stores: Vec<_> = deps
-        .0
-        .iter()
-        .filter(|d| matches!(d, Dependency::CartData(_) | Dependency::SessionData(_)))
-        .collect();
+    let faults = ctx.faults.get().active();
+    write_family(
+        &mut text,
+        ("ecommerce_fault_active", "gauge"),
+        "Fault scenarios switched on (1 per active fault).",
+        service,
+        faults.iter().map(|f| (label_text(&[("fault", f)]), 1.0)),
+    );
+    let stores: Vec<&Dependency> = deps.0.iter().filter(|d| d.is_store()).collect();
     if !stores.is_empty() {
-        text.push_str("# HELP ecommerce_store_unreplicated_writes_total Writes acknowledged while the store's replica was down.\n");
-        text.push_str("# TYPE ecommerce_store_unreplicated_writes_total counter\n");
-        for d in stores {
-            text.push_str(&format!(
-                "ecommerce_store_unreplicated_writes_total{{service=\"{}\",store=\"{}\"}} {}\n",
-                ctx.role,
-                d.name(),
-                d.unreplicated_writes()
-            ));
+        let pools: Vec<(String, PoolUsage)> = stores
+            .iter()
+            .flat_map(|d| {
+                d.pool_usage().into_iter().map(|(server, usage)| {
+                    (
+                        label_text(&[("store", d.name()), ("server", server)]),
+                        usage,
+                    )
+                })
+            })
+            .collect();
+        let gauges: [PoolGauge; 4] = [
+            (
+                "ecommerce_store_pool_connections",
+                "Connections open, all workers' pools together.",
+                |u| u.open,
+            ),
+            (
+                "ecommerce_store_pool_connections_in_use",
+                "Connections lent out to requests.",
+                |u| u.in_use,
+            ),
+            (
+                "ecommerce_store_pool_connections_max",
+                "The most connections the pools may open.",
+                |u| u.max,
+            ),
+            (
+                "ecommerce_store_pool_waiting",
+                "Requests waiting for a connection.",
+                |u| u.waiting,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let rows = pools
+                .iter()
+                .map(|(labels, u)| (labels.clone(), value(u) as f64));
+            write_family(&mut text, (name, "gauge"), help, service, rows);
         }
+        write_family(
+            &mut text,
+            ("ecommerce_store_unreplicated_writes_total", "counter"),
+            "Writes acknowledged while the store's replica was down.",
+            service,
+            stores.iter().filter(|d| d.has_replicas()).map(|d| {
+                (
+                    label_text(&[("store", d.name())]),
+                    d.unreplicated_writes() as f64,
+                )
+            }),
+        );
+    }
+    if let Some(stats) = ctx.tracer.stats() {
+        let spans = [
+            ("exported", stats.exported.load(Ordering::Relaxed)),
+            ("dropped", stats.dropped.load(Ordering::Relaxed)),
+            ("failed", stats.failed.load(Ordering::Relaxed)),
+        ];
+        write_family(
+            &mut text,
+            ("ecommerce_telemetry_spans_total", "counter"),
+            "Spans of this process by what became of them: exported, dropped (queue full) or failed (the endpoint refused them).",
+            service,
+            spans
+                .into_iter()
+                .map(|(outcome, n)| (label_text(&[("outcome", outcome)]), n as f64)),
+        );
     }
     HttpResponse::Ok()
         .content_type(ContentType(
@@ -93,7 +165,8 @@ async fn check(
     http: &awc::Client,
 ) -> Result<Health, String> {
     match dependency {
-        Dependency::CartData(_) if ctx.faults.cart_data_outage => {
+        Dependency::CartData(_) if ctx.faults.get().cart_data_outage => {
+            span::mark_fault("cart-data-outage");
             Err("unreachable (fault cart-data-outage)".into())
         }
         Dependency::CartData(store) => store.health().await.map_err(|e| e.to_string()),

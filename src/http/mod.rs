@@ -1,6 +1,7 @@
 //! What every role shares on the HTTP side: errors, the upstream client and proxy,
 //! observability middleware, health endpoints and the embedded files.
 
+pub mod admin;
 pub mod assets;
 pub mod body;
 pub mod client;

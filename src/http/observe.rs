@@ -1,8 +1,10 @@
-//! Middleware on every request: trace context, a logfmt request line, metrics, and the
-//! memory-leak fault.
+//! Middleware on every request: trace context and the server span, a logfmt request line,
+//! metrics, and the memory-leak fault.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,7 +12,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
 use super::context::RoleContext;
-use super::trace::TraceContext;
+use super::trace::{baggage, baggage_entry, TraceContext};
+use crate::telemetry::span::{self, Current, Kind, SpanData, Value};
 
 /// Bytes the memory-leak fault keeps per request, and the most it keeps in all.
 const LEAK_PER_REQUEST: usize = 64 * 1024;
@@ -23,36 +26,96 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let trace = TraceContext::from_headers(req.headers());
-    req.extensions_mut().insert(trace);
-    let context = req.app_data::<web::Data<RoleContext>>().cloned();
-    if let Some(ctx) = &context {
-        if ctx.faults.memory_leak == Some(ctx.role) {
-            leak();
-        }
+    let start_unix_nanos = span::unix_nanos(SystemTime::now());
+    let role = req
+        .app_data::<web::Data<RoleContext>>()
+        .cloned()
+        .expect("every role's app has its context");
+    let mut trace = TraceContext::from_headers(req.headers());
+    let recording = role.tracer.sample(&mut trace) && !is_probe(req.path());
+    let fault = Rc::new(Cell::new(None));
+    if role.faults.get().memory_leak == Some(role.role) {
+        leak();
+        fault.set(Some("memory-leak"));
     }
-    let method = req.method().clone();
+    req.extensions_mut().insert(trace);
+    let request = recording.then(|| request_attributes(&req));
+    let method = method_label(req.method());
     let path = req.path().to_string();
+    let current = Current {
+        trace,
+        baggage: baggage(req.headers()),
+        role: role.clone(),
+        recording,
+        fault: fault.clone(),
+    };
+    let baggage = current.baggage.clone();
 
-    let result = next.call(req).await;
+    let in_flight = role.metrics.in_flight();
+    let result = span::scope(current, next.call(req)).await;
+    drop(in_flight);
 
     let (status, route, cause) = match &result {
         Ok(res) => (
             res.status(),
             route_of(res.request()),
-            res.response().error().map(|e| format!("{e:?}")),
+            res.response()
+                .error()
+                .map(|e| (e.to_string(), format!("{e:?}"))),
         ),
         Err(e) => (
             e.as_response_error().status_code(),
             None,
-            Some(format!("{e:?}")),
+            Some((e.to_string(), format!("{e:?}"))),
         ),
     };
-    let route = route.unwrap_or_else(|| "unmatched".to_string());
+    let fault = fault.get();
     let elapsed = started.elapsed();
-    if let Some(ctx) = &context {
-        ctx.metrics
-            .observe_request(method_label(&method), &route, status.as_u16(), elapsed);
+    let route_text = route.as_deref().unwrap_or("unmatched");
+    role.metrics
+        .observe_request(method, route_text, status.as_str(), elapsed);
+    if let Some(mut attributes) = request {
+        attributes.push((
+            "http.response.status_code",
+            i64::from(status.as_u16()).into(),
+        ));
+        if let Some(route) = &route {
+            attributes.push(("http.route", route.clone().into()));
+        }
+        if baggage
+            .is_some_and(|b| baggage_entry(&b, "synthetic_request").as_deref() == Some("true"))
+        {
+            attributes.push(("synthetic_request", Value::Bool(true)));
+        }
+        let faults = role.faults.get().active();
+        if !faults.is_empty() {
+            attributes.push(("ecommerce.faults", Value::Strs(faults)));
+        }
+        if let Some(fault) = fault {
+            attributes.push(("ecommerce.fault.applied", fault.into()));
+        }
+        let error = status.is_server_error().then(|| {
+            attributes.push(("error.type", span::status_text(status.as_u16()).into()));
+            cause
+                .as_ref()
+                .map_or_else(|| status.to_string(), |(text, _)| text.clone())
+        });
+        role.tracer.record(SpanData {
+            trace_id: trace.trace_id,
+            span_id: trace.span_id,
+            parent_span_id: trace.parent_span_id,
+            parent_is_remote: trace.parent_span_id.is_some(),
+            flags: trace.flags,
+            name: match &route {
+                Some(route) => format!("{method} {route}").into(),
+                None => method.into(),
+            },
+            kind: Kind::Server,
+            start_unix_nanos,
+            end_unix_nanos: start_unix_nanos + elapsed.as_nanos() as u64,
+            attributes,
+            error,
+        });
     }
     let level = match &cause {
         Some(_) if status.is_server_error() => log::Level::Error,
@@ -63,13 +126,16 @@ pub async fn observe(
         let mut line = format!(
             "msg=request method={method} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
             logfmt_value(&path),
-            logfmt_value(&route),
+            logfmt_value(route_text),
             status.as_u16(),
             elapsed.as_secs_f64() * 1000.0,
             trace.trace_id_hex(),
             trace.span_id_hex(),
         );
-        if let (log::Level::Error, Some(cause)) = (level, &cause) {
+        if let Some(fault) = fault {
+            line.push_str(&format!(" fault={fault}"));
+        }
+        if let (log::Level::Error, Some((_, cause))) = (level, &cause) {
             line.push_str(&format!(" error={}", logfmt_value(cause)));
         }
         log::log!(target: "request", level, "{line}");
@@ -77,9 +143,53 @@ pub async fn observe(
     result
 }
 
+/// Kubelet and Prometheus traffic: measured, but not traced (it would bury the shop's
+/// own traces).
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// The semantic-convention attributes of a request, known before it is served.
+fn request_attributes(req: &ServiceRequest) -> Vec<(&'static str, Value)> {
+    let mut attributes = Vec::with_capacity(14);
+    attributes.push(("http.request.method", method_label(req.method()).into()));
+    attributes.push(("url.path", req.path().to_string().into()));
+    attributes.push((
+        "url.scheme",
+        req.connection_info().scheme().to_string().into(),
+    ));
+    let info = req.connection_info();
+    let host = info.host();
+    let (address, port) = match host.rsplit_once(':') {
+        Some((address, port)) if !port.contains(']') => (address, port.parse().ok()),
+        _ => (host, None),
+    };
+    attributes.push(("server.address", address.to_string().into()));
+    if let Some(port) = port.or_else(|| req.app_config().local_addr().port().into()) {
+        attributes.push(("server.port", i64::from(port).into()));
+    }
+    if let Some(peer) = req.peer_addr() {
+        attributes.push(("client.address", peer.ip().to_string().into()));
+    }
+    let version = match req.version() {
+        actix_web::http::Version::HTTP_10 => "1.0",
+        actix_web::http::Version::HTTP_2 => "2",
+        _ => "1.1",
+    };
+    attributes.push(("network.protocol.version", version.into()));
+    if let Some(agent) = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+    {
+        attributes.push(("user_agent.original", agent.to_string().into()));
+    }
+    attributes
+}
+
 /// The method as a metric label; any non-standard method is `OTHER`, so that clients
 /// cannot create series without bound.
-fn method_label(method: &actix_web::http::Method) -> &'static str {
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     use actix_web::http::Method as M;
     const STANDARD: [(M, &str); 9] = [
         (M::GET, "GET"),

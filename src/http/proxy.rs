@@ -6,8 +6,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::web::{Bytes, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::client::send_error;
-use super::trace::{TraceContext, TRACEPARENT};
+use super::client::{end_call, send_error, start_call};
 use super::ApiError;
 use crate::domain::percent_decode;
 use crate::role::Role;
@@ -81,7 +80,7 @@ pub async fn forward(
     client: &awc::Client,
     req: &HttpRequest,
     url: &str,
-    what: &str,
+    what: &'static str,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let mut outgoing = client.request_from(url, req.head()).no_decompress();
@@ -90,9 +89,7 @@ pub async fn forward(
     // The upstream gets its own Host; the body length is set from the body below.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    if let Ok(value) = HeaderValue::from_str(&TraceContext::of(req).traceparent()) {
-        headers.insert(HeaderName::from_static(TRACEPARENT), value);
-    }
+    let call = start_call(what, req.method(), headers);
     if let Some(peer) = req.peer_addr() {
         let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(previous) => format!("{previous}, {}", peer.ip()),
@@ -114,6 +111,7 @@ pub async fn forward(
             None => outgoing.send().await,
         },
     };
+    end_call(call, url, &sent);
     let upstream = sent.map_err(|e| send_error(what, e))?;
 
     let status = upstream.status();

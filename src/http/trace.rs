@@ -1,10 +1,14 @@
 //! W3C trace context: read from every request, sent on every outgoing call.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest};
 use rand::RngCore;
 
 pub const TRACEPARENT: &str = "traceparent";
+pub const BAGGAGE: &str = "baggage";
+
+/// The most baggage carried on (the W3C limit); more is dropped whole.
+const MAX_BAGGAGE: usize = 8192;
 
 /// The trace a request belongs to and the span that serving it makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,20 @@ impl TraceContext {
         }
     }
 
+    /// A fresh span id.
+    pub fn new_span_id() -> [u8; 8] {
+        random_nonzero::<8>(&mut rand::thread_rng())
+    }
+
+    /// The context of a call made as span `span_id` of this trace.
+    pub fn child(&self, span_id: [u8; 8]) -> Self {
+        TraceContext {
+            span_id,
+            parent_span_id: Some(self.span_id),
+            ..*self
+        }
+    }
+
     /// The context stored on a request by the observe middleware (a fresh one otherwise).
     pub fn of(req: &HttpRequest) -> Self {
         req.extensions()
@@ -66,6 +84,36 @@ impl TraceContext {
     pub fn span_id_hex(&self) -> String {
         hex::encode(self.span_id)
     }
+}
+
+/// The request's `baggage` (all its headers joined), to pass on; none when it is over the
+/// W3C size limit or not text.
+pub fn baggage(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(BAGGAGE);
+    let first = values.next()?;
+    let joined = match values.next() {
+        None => first.clone(),
+        Some(second) => {
+            let mut text = first.to_str().ok()?.to_string();
+            for value in std::iter::once(second).chain(values) {
+                text.push(',');
+                text.push_str(value.to_str().ok()?);
+            }
+            HeaderValue::from_str(&text).ok()?
+        }
+    };
+    (joined.len() <= MAX_BAGGAGE && joined.to_str().is_ok()).then_some(joined)
+}
+
+/// The value of baggage entry `key` (`key=value;properties`), percent-decoded.
+pub fn baggage_entry(baggage: &HeaderValue, key: &str) -> Option<String> {
+    baggage.to_str().ok()?.split(',').find_map(|member| {
+        let (k, rest) = member.split_once('=')?;
+        (k.trim() == key).then(|| {
+            let value = rest.split(';').next().unwrap_or_default().trim();
+            crate::domain::percent_decode(value).into_owned()
+        })
+    })
 }
 
 fn random_nonzero<const N: usize>(rng: &mut impl RngCore) -> [u8; N] {
@@ -130,6 +178,37 @@ mod tests {
         let outgoing = ctx.traceparent();
         assert!(outgoing.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(outgoing.ends_with("-01"));
+    }
+
+    #[test]
+    fn baggage_is_joined_bounded_and_readable() {
+        let mut map = HeaderMap::new();
+        let name = HeaderName::from_static(BAGGAGE);
+        map.append(
+            name.clone(),
+            HeaderValue::from_static("synthetic_request=true"),
+        );
+        map.append(name.clone(), HeaderValue::from_static("user=a%20b;ttl=3"));
+        let joined = baggage(&map).unwrap();
+        assert_eq!(joined, "synthetic_request=true,user=a%20b;ttl=3");
+        assert_eq!(baggage_entry(&joined, "user").as_deref(), Some("a b"));
+        assert_eq!(
+            baggage_entry(&joined, "synthetic_request").as_deref(),
+            Some("true")
+        );
+        assert_eq!(baggage_entry(&joined, "missing"), None);
+        let mut huge = HeaderMap::new();
+        huge.insert(name, HeaderValue::from_str(&"k=v,".repeat(3000)).unwrap());
+        assert!(baggage(&huge).is_none());
+    }
+
+    #[test]
+    fn children_keep_the_trace_and_name_their_parent() {
+        let ctx = TraceContext::from_headers(&HeaderMap::new());
+        let child = ctx.child([7; 8]);
+        assert_eq!(child.trace_id, ctx.trace_id);
+        assert_eq!(child.parent_span_id, Some(ctx.span_id));
+        assert!(child.traceparent().contains("-0707070707070707-"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::domain::{ProductId, Quantity, SessionId};
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
 use crate::stores::{Cart, CartStore};
+use crate::telemetry::span;
 
 pub struct State {
     pub carts: CartStore,
@@ -34,7 +35,8 @@ async fn session(payload: web::Payload) -> Result<SessionId, ApiError> {
 
 /// The store, unless the cart-data-outage fault makes it look unreachable.
 fn store<'a>(state: &'a State, ctx: &RoleContext) -> Result<&'a CartStore, ApiError> {
-    if ctx.faults.cart_data_outage {
+    if ctx.faults.get().cart_data_outage {
+        span::mark_fault("cart-data-outage");
         return Err(ApiError::Unavailable(
             "cart-data is unavailable (fault cart-data-outage)".into(),
         ));

@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::domain::{Money, SessionId};
 use crate::http::client::{call_json, upstream_failure, Reply};
 use crate::http::context::RoleContext;
-use crate::http::trace::TraceContext;
 use crate::http::{body, ApiError};
 use crate::roles::payment::random_id;
 
@@ -90,7 +89,6 @@ struct Item {
 struct Calls<'a> {
     http: &'a awc::Client,
     base: &'a str,
-    trace: TraceContext,
 }
 
 impl Calls<'_> {
@@ -98,11 +96,11 @@ impl Calls<'_> {
         &self,
         method: Method,
         path: &str,
-        what: &str,
+        what: &'static str,
         body: &impl Serialize,
     ) -> Result<Reply, ApiError> {
         let url = format!("{}/api/v1/{path}", self.base);
-        let reply = call_json(self.http, method, &url, what, &self.trace, body).await?;
+        let reply = call_json(self.http, method, &url, what, body).await?;
         if reply.status == StatusCode::OK {
             Ok(reply)
         } else {
@@ -117,7 +115,6 @@ struct CartReply {
 }
 
 async fn process(
-    req: HttpRequest,
     state: web::Data<State>,
     ctx: web::Data<RoleContext>,
     http: web::Data<awc::Client>,
@@ -127,7 +124,7 @@ async fn process(
         ctx.metrics
             .add("ecommerce_checkouts_total", &[("outcome", o)], 1.0)
     };
-    let result = checkout(&req, &state, &http, payload).await;
+    let result = checkout(&state, &http, payload).await;
     // "rejected": refused for the request's sake (bad input, declined card, empty cart);
     // "error": the shop failed.
     match &result {
@@ -139,7 +136,6 @@ async fn process(
 }
 
 async fn checkout(
-    req: &HttpRequest,
     state: &State,
     http: &awc::Client,
     payload: web::Payload,
@@ -149,7 +145,6 @@ async fn checkout(
     let calls = Calls {
         http,
         base: &state.api_gateway,
-        trace: TraceContext::of(req),
     };
     let session = json!({"session_id": order.session_id});
 

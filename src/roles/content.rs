@@ -3,14 +3,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use crate::http::assets::{self, IMAGES};
-use crate::http::client::send_error;
-use crate::http::trace::{TraceContext, TRACEPARENT};
+use crate::http::client::{end_call, send_error, start_call};
 use crate::http::ApiError;
 
 const CACHE_CONTROL: &str = "public, max-age=86400";
@@ -70,7 +69,7 @@ async fn image(
     let cached = match state.cache.get(&name) {
         Some(hit) => hit,
         None => {
-            let fetched = fetch(&req, &http, base, &name).await?;
+            let fetched = fetch(&http, base, &name).await?;
             state.cache.put(&name, fetched.clone());
             fetched
         }
@@ -84,18 +83,13 @@ async fn image(
     ))
 }
 
-async fn fetch(
-    req: &HttpRequest,
-    http: &awc::Client,
-    base: &str,
-    name: &str,
-) -> Result<CachedImage, ApiError> {
-    let mut response = http
-        .get(format!("{base}/{name}"))
-        .insert_header((TRACEPARENT, TraceContext::of(req).traceparent()))
-        .send()
-        .await
-        .map_err(|e| send_error("the image bucket", e))?;
+async fn fetch(http: &awc::Client, base: &str, name: &str) -> Result<CachedImage, ApiError> {
+    let url = format!("{base}/{name}");
+    let mut request = http.get(&url);
+    let call = start_call("content-source", &Method::GET, request.headers_mut());
+    let sent = request.send().await;
+    end_call(call, &url, &sent);
+    let mut response = sent.map_err(|e| send_error("the image bucket", e))?;
     match response.status() {
         StatusCode::OK => {}
         StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => {

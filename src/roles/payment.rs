@@ -11,6 +11,7 @@ use crate::config::DelayRange;
 use crate::domain::{CardNumber, Money};
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
+use crate::telemetry::span;
 
 pub struct State {
     pub delay: DelayRange,
@@ -74,21 +75,25 @@ async fn process(
         None => random_id(),
     };
 
+    let faults = ctx.faults.get();
     let (delay, declined) = {
         let mut rng = rand::thread_rng();
         let delay = rng.gen_range(state.delay.min_ms..=state.delay.max_ms)
-            + ctx.faults.payment_latency_ms.unwrap_or(0);
-        let declined = ctx
-            .faults
+            + faults.payment_latency_ms.unwrap_or(0);
+        let declined = faults
             .payment_failure
             .is_some_and(|ratio| rng.gen_bool(ratio));
         (delay, declined)
     };
+    if faults.payment_latency_ms.is_some_and(|ms| ms > 0) {
+        span::mark_fault("payment-latency");
+    }
     if delay > 0 {
         // Asleep on the timer, not the thread: other requests go on meanwhile.
         actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
     }
     if declined {
+        span::mark_fault("payment-failure");
         outcome("declined");
         log::warn!(
             "msg=\"payment declined\" fault=payment-failure transaction_id={transaction_id} card=****{}",

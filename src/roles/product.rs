@@ -11,6 +11,7 @@ use crate::domain::ProductId;
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
 use crate::stores::ProductStore;
+use crate::telemetry::span;
 
 /// The most results one search returns, and the longest query.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -84,7 +85,8 @@ async fn search(
             )))
         }
     };
-    if ctx.faults.basic_bug {
+    if ctx.faults.get().basic_bug {
+        span::mark_fault("basic-bug");
         return Err(basic_bug());
     }
     let page = state.products.search(&request.query, size).await?;

@@ -1,6 +1,20 @@
 //! The shop's stores (cart-data, session-data, product-data) behind one type each, with
 //! the backends a URL selects.
 
+/// A deadpool pool's status as `PoolUsage` (the Redis and PostgreSQL pools come from two
+/// deadpool versions, with alike but distinct status types).
+macro_rules! pool_usage {
+    ($status:expr) => {{
+        let status = $status;
+        $crate::stores::PoolUsage {
+            open: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            max: status.max_size,
+            waiting: status.waiting,
+        }
+    }};
+}
+
 pub mod memory;
 pub mod postgres;
 pub mod redis;
@@ -11,6 +25,7 @@ use std::time::Duration;
 
 use crate::catalog::Product;
 use crate::domain::{ProductId, Quantity, SessionId};
+use crate::telemetry::span::{Call, Outcome, Peer};
 
 /// The most lines one cart may hold, so traffic generators cannot grow a store unbounded.
 pub const MAX_CART_LINES: usize = 100;
@@ -159,6 +174,14 @@ impl CartStore {
             CartStore::Redis(r) => r.pair().unreplicated_writes(),
         }
     }
+
+    /// Connection pool usage by server (`primary`, `replica`); none in memory.
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUsage)> {
+        match self {
+            CartStore::Memory(_) => Vec::new(),
+            CartStore::Redis(r) => r.pair().pool_usage(),
+        }
+    }
 }
 
 /// session-data: one key per session with a sliding TTL.
@@ -196,6 +219,13 @@ impl SessionStore {
         match self {
             SessionStore::Memory(_) => 0,
             SessionStore::Redis(r) => r.pair().unreplicated_writes(),
+        }
+    }
+
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUsage)> {
+        match self {
+            SessionStore::Memory(_) => Vec::new(),
+            SessionStore::Redis(r) => r.pair().pool_usage(),
         }
     }
 
@@ -268,6 +298,13 @@ impl ProductStore {
         }
     }
 
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUsage)> {
+        match self {
+            ProductStore::Memory(_) => Vec::new(),
+            ProductStore::Postgres(p) => vec![("primary", p.pool_usage())],
+        }
+    }
+
     /// The products with these ids (all products when `ids` is empty), best rated first.
     pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
         match self {
@@ -296,6 +333,85 @@ impl ProductStore {
             ProductStore::Memory(_) => Ok(Health::Up),
             ProductStore::Postgres(p) => p.health().await,
         }
+    }
+}
+
+/// The host and port of a store server, from its URL (for spans; never the password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Server {
+    /// `scheme://[user[:password]@]host[:port][/...]`; the first host of a list.
+    pub fn of(url: &str) -> Server {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let first = hosts.split(',').next().unwrap_or_default();
+        let (host, port) = match first.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
+            _ => (first, None),
+        };
+        Server {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        }
+    }
+}
+
+/// Connections of a store's pools: open ones, those lent out, the most allowed, and
+/// callers waiting for one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: usize,
+    pub in_use: usize,
+    pub max: usize,
+    pub waiting: usize,
+}
+
+impl std::iter::Sum for PoolUsage {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(PoolUsage::default(), |a, b| PoolUsage {
+            open: a.open + b.open,
+            in_use: a.in_use + b.in_use,
+            max: a.max + b.max,
+            waiting: a.waiting + b.waiting,
+        })
+    }
+}
+
+/// Starts the span of one store operation on `server`.
+fn store_call(
+    peer: Peer,
+    operation: &'static str,
+    store: &'static str,
+    server: Option<&Server>,
+    side: &'static str,
+) -> Call {
+    let mut call = Call::start(peer, operation, || format!("{operation} {store}").into());
+    if call.recording() {
+        call.attribute("db.namespace", || store.into());
+        call.attribute("ecommerce.store.side", || side.into());
+        if let Some(server) = server {
+            call.attribute("server.address", || server.host.clone().into());
+            if let Some(port) = server.port {
+                call.attribute("server.port", || i64::from(port).into());
+            }
+        }
+    }
+    call
+}
+
+/// Ends a store operation's span with its result.
+fn finish_store_call<T, E: std::fmt::Display>(call: Call, result: &Result<T, E>) {
+    match result {
+        Ok(_) => call.finish(Outcome::Ok),
+        Err(e) => call.finish(Outcome::Failed("store", &e.to_string())),
     }
 }
 
@@ -340,6 +456,26 @@ mod tests {
         ));
         let err = "mysql://root:hunter2@h/db".parse::<StoreUrl>().unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn servers_come_from_urls_without_credentials() {
+        let server = Server::of("redis://:pw@cart-data:6380/0");
+        assert_eq!(
+            server,
+            Server {
+                host: "cart-data".into(),
+                port: Some(6380)
+            }
+        );
+        let server = Server::of("postgres://u:p@[::1]/products?sslmode=disable");
+        assert_eq!(
+            server,
+            Server {
+                host: "::1".into(),
+                port: None
+            }
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! product-data on PostgreSQL: the schema, the catalog migration, and parameterized
 //! queries on pooled connections.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
-use super::{redact, Health, SearchPage, StoreError};
+use super::{
+    finish_store_call, redact, store_call, Health, PoolUsage, SearchPage, Server, StoreError,
+};
 use crate::catalog::Product;
 use crate::domain::{Money, ProductId};
+use crate::telemetry::span::Peer;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(3);
 const POOL_SIZE: usize = 8;
@@ -81,6 +85,9 @@ fn config(url: &str) -> Result<tokio_postgres::Config, String> {
 pub struct PostgresCatalog {
     pool: Pool,
     url: String,
+    server: Arc<Server>,
+    /// Every worker's pool, for usage metrics.
+    pools: Arc<Mutex<Vec<Pool>>>,
 }
 
 fn unavailable(reason: impl std::fmt::Display) -> StoreError {
@@ -119,22 +126,68 @@ impl PostgresCatalog {
         Ok(PostgresCatalog {
             pool,
             url: url.to_string(),
+            server: Arc::new(Server::of(url)),
+            pools: Arc::default(),
         })
     }
 
     /// The same store with a pool of its own, for another worker thread.
     pub fn for_worker(&self) -> Self {
-        PostgresCatalog::new(&self.url).expect("the URL was valid when the store was built")
+        let worker = PostgresCatalog {
+            pools: self.pools.clone(),
+            ..PostgresCatalog::new(&self.url).expect("the URL was valid when the store was built")
+        };
+        self.pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(worker.pool.clone());
+        worker
+    }
+
+    /// Connections of every worker's pool.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.iter().map(|p| pool_usage!(p.status())).sum()
+    }
+
+    /// Runs `op` on a pooled connection within the operation timeout, as a span of
+    /// `operation` with its SQL.
+    async fn with_client<T, F, Fut>(&self, sql: &str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let operation = sql.split_whitespace().next().map_or("QUERY", |verb| {
+            if verb.eq_ignore_ascii_case("select") {
+                "SELECT"
+            } else {
+                "QUERY"
+            }
+        });
+        let mut call = store_call(
+            Peer::Postgres,
+            operation,
+            "products",
+            Some(&self.server),
+            "primary",
+        );
+        call.attribute("db.query.text", || sql.to_string().into());
+        let result = tokio::time::timeout(OP_TIMEOUT, async {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            op(client).await
+        })
+        .await
+        .unwrap_or_else(|_| Err(unavailable("timed out")));
+        finish_store_call(call, &result);
+        result
     }
 
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        tokio::time::timeout(OP_TIMEOUT, async {
-            let client = self.pool.get().await.map_err(unavailable)?;
+        self.with_client(sql, |client| async move {
             let statement = client.prepare_cached(sql).await.map_err(query_error)?;
             client.query(&statement, params).await.map_err(query_error)
         })
         .await
-        .unwrap_or_else(|_| Err(unavailable("timed out")))
     }
 
     pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
@@ -175,24 +228,25 @@ impl PostgresCatalog {
                 )
             };
         // One connection, both queries in flight at once: tokio-postgres pipelines them.
-        let (rows, total) = tokio::time::timeout(OP_TIMEOUT, async {
-            let client = self.pool.get().await.map_err(unavailable)?;
-            let (page, count) = futures_util::future::try_join(
-                client.prepare_cached(&page_sql),
-                client.prepare_cached(&count_sql),
-            )
-            .await
-            .map_err(query_error)?;
-            let (rows, count) = futures_util::future::try_join(
-                client.query(&page, &page_params),
-                client.query_one(&count, &count_params),
-            )
-            .await
-            .map_err(query_error)?;
-            Ok::<_, StoreError>((rows, count.get::<_, i64>(0)))
-        })
-        .await
-        .unwrap_or_else(|_| Err(unavailable("timed out")))?;
+        let (page_sql, count_sql) = (&page_sql, &count_sql);
+        let (page_params, count_params) = (&page_params, &count_params);
+        let (rows, total) = self
+            .with_client(page_sql, |client| async move {
+                let (page, count) = futures_util::future::try_join(
+                    client.prepare_cached(page_sql),
+                    client.prepare_cached(count_sql),
+                )
+                .await
+                .map_err(query_error)?;
+                let (rows, count) = futures_util::future::try_join(
+                    client.query(&page, page_params),
+                    client.query_one(&count, count_params),
+                )
+                .await
+                .map_err(query_error)?;
+                Ok::<_, StoreError>((rows, count.get::<_, i64>(0)))
+            })
+            .await?;
         Ok(SearchPage {
             total: total as usize,
             results: rows.iter().map(product).collect::<Result<_, _>>()?,

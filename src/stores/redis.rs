@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::{Config, Pool, Runtime};
 
-use super::{redact, Cart, Health, StoreError, MAX_CART_LINES};
+use super::{
+    finish_store_call, redact, store_call, Cart, Health, PoolUsage, Server, StoreError,
+    MAX_CART_LINES,
+};
 use crate::domain::{ProductId, Quantity, SessionId};
+use crate::telemetry::span::Peer;
 
 /// How long one store operation may take in all (pool wait, connect, command).
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,6 +32,15 @@ enum Side {
     Replica,
 }
 
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Replica => "replica",
+        }
+    }
+}
+
 /// A primary and an optional replica of one store, with what is known about their health.
 #[derive(Clone)]
 pub struct RedisPair {
@@ -35,6 +48,8 @@ pub struct RedisPair {
     primary: Pool,
     replica: Option<Pool>,
     urls: (String, Option<String>),
+    /// Host and port of each, for spans.
+    servers: Arc<(Server, Option<Server>)>,
     state: Arc<PairState>,
 }
 
@@ -46,6 +61,8 @@ struct PairState {
     /// When the replica was last found missing, so writes retry WAIT only now and then.
     replica_checked: Mutex<Option<Instant>>,
     unreplicated_writes: AtomicU64,
+    /// Every worker's pools, for usage metrics.
+    pools: Mutex<Vec<(Side, Pool)>>,
 }
 
 fn pool(url: &str) -> Result<Pool, String> {
@@ -87,19 +104,59 @@ impl RedisPair {
             primary: pool(primary)?,
             replica: replica.map(pool).transpose()?,
             urls: (primary.to_string(), replica.map(str::to_string)),
+            servers: Arc::new((Server::of(primary), replica.map(Server::of))),
             state: Arc::default(),
         })
+    }
+
+    /// Connections of every worker's pools, by side.
+    pub fn pool_usage(&self) -> Vec<(&'static str, PoolUsage)> {
+        let pools = self.state.pools.lock().unwrap_or_else(|e| e.into_inner());
+        [Side::Primary, Side::Replica]
+            .into_iter()
+            .filter(|side| *side == Side::Primary || self.replica.is_some())
+            .map(|side| {
+                let usage = pools
+                    .iter()
+                    .filter(|(s, _)| *s == side)
+                    .map(|(_, pool)| pool_usage!(pool.status()))
+                    .sum();
+                (side.as_str(), usage)
+            })
+            .collect()
+    }
+
+    /// One attempt of `operation` on `side`, within the operation timeout, as a span.
+    async fn attempt<T>(
+        &self,
+        operation: &'static str,
+        side: Side,
+        op: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let server = match side {
+            Side::Primary => Some(&self.servers.0),
+            Side::Replica => self.servers.1.as_ref(),
+        };
+        let call = store_call(Peer::Redis, operation, self.store, server, side.as_str());
+        let result = bounded(op).await;
+        finish_store_call(call, &result);
+        result
     }
 
     /// The same store with pools of its own, for another worker thread (connections
     /// belong to the runtime that made them), sharing what is known about health.
     pub fn for_worker(&self) -> Self {
         let valid = "the URL was valid when the store was built";
-        RedisPair {
+        let pair = RedisPair {
             primary: pool(&self.urls.0).expect(valid),
             replica: self.urls.1.as_deref().map(|u| pool(u).expect(valid)),
             ..self.clone()
-        }
+        };
+        let mut pools = self.state.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.push((Side::Primary, pair.primary.clone()));
+        pools.extend(pair.replica.clone().map(|p| (Side::Replica, p)));
+        drop(pools);
+        pair
     }
 
     fn unavailable(&self, reason: String) -> StoreError {
@@ -123,12 +180,13 @@ impl RedisPair {
 
     /// A read: from the primary, or from the replica while the primary fails. `op` is
     /// told which (a replica refuses the writes a read may piggyback, like a TTL).
-    async fn read<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    async fn read<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
     where
         F: Fn(Pool, Side) -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        match bounded(op(self.primary.clone(), Side::Primary)).await {
+        let primary = op(self.primary.clone(), Side::Primary);
+        match self.attempt(operation, Side::Primary, primary).await {
             Ok(value) => {
                 self.note_primary(true, "");
                 Ok(value)
@@ -138,7 +196,7 @@ impl RedisPair {
                 let Some(replica) = &self.replica else {
                     return Err(self.unavailable(primary_error));
                 };
-                bounded(op(replica.clone(), Side::Replica))
+                self.attempt(operation, Side::Replica, op(replica.clone(), Side::Replica))
                     .await
                     .map_err(|replica_error| {
                         self.unavailable(format!(
@@ -150,12 +208,12 @@ impl RedisPair {
     }
 
     /// A write on the primary, then (while a replica is configured) WAIT for it.
-    async fn write<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    async fn write<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_redis::Connection) -> Fut,
         Fut: Future<Output = Result<(T, deadpool_redis::Connection), redis::RedisError>>,
     {
-        let result = bounded(async {
+        let write = async {
             let conn = self.primary.get().await.map_err(|e| e.to_string())?;
             let (value, mut conn) = op(conn).await.map_err(|e| match e.code() {
                 Some("CARTFULL") => "CARTFULL".to_string(),
@@ -163,8 +221,8 @@ impl RedisPair {
             })?;
             self.replicate(&mut conn).await;
             Ok(value)
-        })
-        .await;
+        };
+        let result = self.attempt(operation, Side::Primary, write).await;
         match result {
             Ok(value) => {
                 self.note_primary(true, "");
@@ -316,7 +374,7 @@ impl RedisCarts {
         let key = cart_key(sid);
         let ttl = self.ttl_secs;
         self.pair
-            .read(|pool, side| {
+            .read("HGETALL", |pool, side| {
                 let key = key.clone();
                 async move {
                     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
@@ -347,7 +405,7 @@ impl RedisCarts {
         let script = self.set_line.clone();
         let (field, ttl) = (id.to_string(), self.ttl_secs);
         self.pair
-            .write(|mut conn| async move {
+            .write("EVALSHA", |mut conn| async move {
                 let cart: Cart = script
                     .key(key)
                     .arg(field)
@@ -364,7 +422,7 @@ impl RedisCarts {
     pub async fn clear(&self, sid: &SessionId) -> Result<(), StoreError> {
         let key = cart_key(sid);
         self.pair
-            .write(|mut conn| async move {
+            .write("DEL", |mut conn| async move {
                 let _: i64 = conn.del(key).await?;
                 Ok(((), conn))
             })
@@ -409,7 +467,7 @@ impl RedisSessions {
         let ttl = self.ttl_secs as i64;
         let extended = self
             .pair
-            .write(|mut conn| {
+            .write("EXPIRE", |mut conn| {
                 let key = key.clone();
                 async move {
                     let found: bool = conn.expire(key, ttl).await?;
@@ -420,7 +478,7 @@ impl RedisSessions {
         match extended {
             Err(StoreError::ReadOnly { .. }) => {
                 self.pair
-                    .read(|pool, _| {
+                    .read("EXISTS", |pool, _| {
                         let key = key.clone();
                         async move {
                             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
@@ -441,7 +499,7 @@ impl RedisSessions {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         self.pair
-            .write(|mut conn| async move {
+            .write("SET", |mut conn| async move {
                 let _: () = conn.set_ex(key, created, ttl).await?;
                 Ok(((), conn))
             })
