@@ -1,7 +1,7 @@
 //! The fault scenarios of SPEC section 7: which are on, parsed from `NAME[=VALUE]`, and the
 //! switch a running process reads them from (set at start, changed by `PUT /faults`).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::config::DelayRange;
 use crate::role::Role;
@@ -146,9 +146,38 @@ impl FaultSwitch {
                 if current.bind_localhost { "on" } else { "off" },
             ));
         }
+        if faults.memory_leak.is_none() {
+            release_leak();
+        }
         *current = Arc::new(faults);
         Ok(())
     }
+}
+
+/// Bytes the memory-leak fault keeps per request, and the most it keeps in all.
+const LEAK_PER_REQUEST: usize = 64 * 1024;
+const LEAK_LIMIT: usize = 1 << 30;
+
+static LEAKED: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+
+/// The memory-leak fault: keep a little of every request, up to a limit.
+pub fn leak() {
+    let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
+    if leaked.len() * LEAK_PER_REQUEST < LEAK_LIMIT {
+        // Filled, not zeroed, so the pages are really resident.
+        leaked.push(vec![0xA5; LEAK_PER_REQUEST].into_boxed_slice());
+    }
+}
+
+/// What the memory-leak fault holds in this process.
+pub fn leaked_bytes() -> usize {
+    LEAKED.lock().unwrap_or_else(|e| e.into_inner()).len() * LEAK_PER_REQUEST
+}
+
+/// Gives back what the leak kept, so that switching the fault off restores the process.
+fn release_leak() {
+    let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
+    *leaked = Vec::new();
 }
 
 #[cfg(test)]

@@ -48,17 +48,18 @@ pub fn send_error(what: &str, e: SendRequestError) -> ApiError {
     }
 }
 
-/// Starts the span of a `method` call to `service` (one of the shop's, or the image
-/// bucket), and sets the trace headers the call carries: its own `traceparent` and the
-/// request's baggage.
+/// Starts the span of a `method` call to `target` (one of the shop's services, or the
+/// image bucket) through `peer` (the target itself, or a gateway), and sets the trace
+/// headers the call carries: its own `traceparent` and the request's baggage.
 pub fn start_call(
-    service: &'static str,
+    peer: &'static str,
+    target: &'static str,
     method: &actix_web::http::Method,
     headers: &mut HeaderMap,
 ) -> Call {
     let operation = method_label(method);
-    let call = Call::start(Peer::Http { service }, operation, || {
-        format!("{operation} {service}").into()
+    let call = Call::start(Peer::Http { peer, target }, operation, || {
+        format!("{operation} {target}").into()
     });
     headers.remove(BAGGAGE);
     if let Some(value) = call
@@ -118,17 +119,17 @@ impl Reply {
     }
 }
 
-/// Sends `body` as JSON to `url` (a call to `what`, traced), reading the whole answer
-/// within the client's timeout.
+/// Sends `body` as JSON to `url` (a call to `what` through `peer`, traced), reading the
+/// whole answer within the client's timeout.
 pub async fn call_json<B: Serialize>(
     client: &awc::Client,
     method: actix_web::http::Method,
     url: &str,
-    what: &'static str,
+    (peer, what): (&'static str, &'static str),
     body: &B,
 ) -> Result<Reply, ApiError> {
     let mut request = client.request(method.clone(), url);
-    let call = start_call(what, &method, request.headers_mut());
+    let call = start_call(peer, what, &method, request.headers_mut());
     let sent = request.send_json(body).await;
     end_call(call, url, &sent);
     let mut response = sent.map_err(|e| send_error(what, e))?;

@@ -53,6 +53,13 @@ async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> 
         service,
         faults.iter().map(|f| (label_text(&[("fault", f)]), 1.0)),
     );
+    write_family(
+        &mut text,
+        ("ecommerce_fault_memory_leaked_bytes", "gauge"),
+        "Memory the memory-leak fault holds in this process.",
+        service,
+        [(String::new(), crate::faults::leaked_bytes() as f64)],
+    );
     let stores: Vec<&Dependency> = deps.0.iter().filter(|d| d.is_store()).collect();
     if !stores.is_empty() {
         let pools: Vec<(String, PoolUsage)> = stores

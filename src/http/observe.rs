@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use actix_web::body::MessageBody;
@@ -14,12 +13,6 @@ use actix_web::{web, Error, HttpMessage};
 use super::context::RoleContext;
 use super::trace::{baggage, baggage_entry, TraceContext};
 use crate::telemetry::span::{self, Current, Kind, SpanData, Value};
-
-/// Bytes the memory-leak fault keeps per request, and the most it keeps in all.
-const LEAK_PER_REQUEST: usize = 64 * 1024;
-const LEAK_LIMIT: usize = 1 << 30;
-
-static LEAKED: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
 
 pub async fn observe(
     req: ServiceRequest,
@@ -35,7 +28,7 @@ pub async fn observe(
     let recording = role.tracer.sample(&mut trace) && !is_probe(req.path());
     let fault = Rc::new(Cell::new(None));
     if role.faults.get().memory_leak == Some(role.role) {
-        leak();
+        crate::faults::leak();
         fault.set(Some("memory-leak"));
     }
     req.extensions_mut().insert(trace);
@@ -218,15 +211,6 @@ fn route_of(req: &actix_web::HttpRequest) -> Option<String> {
         return Some(label.to_string());
     }
     req.match_pattern()
-}
-
-/// The memory-leak fault: keep a little of every request, up to a limit.
-fn leak() {
-    let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
-    if leaked.len() * LEAK_PER_REQUEST < LEAK_LIMIT {
-        // Filled, not zeroed, so the pages are really resident.
-        leaked.push(vec![0xA5; LEAK_PER_REQUEST].into_boxed_slice());
-    }
 }
 
 /// Quotes a logfmt value when it has spaces, quotes or `=`.

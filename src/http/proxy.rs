@@ -89,7 +89,7 @@ pub async fn forward(
     // The upstream gets its own Host; the body length is set from the body below.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    let call = start_call(what, req.method(), headers);
+    let call = start_call(what, what, req.method(), headers);
     if let Some(peer) = req.peer_addr() {
         let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(previous) => format!("{previous}, {}", peer.ip()),

@@ -100,7 +100,7 @@ impl Calls<'_> {
         body: &impl Serialize,
     ) -> Result<Reply, ApiError> {
         let url = format!("{}/api/v1/{path}", self.base);
-        let reply = call_json(self.http, method, &url, what, body).await?;
+        let reply = call_json(self.http, method, &url, ("api-gateway", what), body).await?;
         if reply.status == StatusCode::OK {
             Ok(reply)
         } else {

@@ -86,7 +86,12 @@ async fn image(
 async fn fetch(http: &awc::Client, base: &str, name: &str) -> Result<CachedImage, ApiError> {
     let url = format!("{base}/{name}");
     let mut request = http.get(&url);
-    let call = start_call("content-source", &Method::GET, request.headers_mut());
+    let call = start_call(
+        "content-source",
+        "content-source",
+        &Method::GET,
+        request.headers_mut(),
+    );
     let sent = request.send().await;
     end_call(call, &url, &sent);
     let mut response = sent.map_err(|e| send_error("the image bucket", e))?;

@@ -121,9 +121,11 @@ pub fn log_ids() -> Option<String> {
 /// What an outgoing call talks to, for its span and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
-    /// Another of the shop's services (or the content bucket), over HTTP.
+    /// Another of the shop's services (or the content bucket), over HTTP: the `peer`
+    /// answering, on behalf of `target` (the same, unless the peer is a gateway).
     Http {
-        service: &'static str,
+        peer: &'static str,
+        target: &'static str,
     },
     Redis,
     Postgres,
@@ -212,12 +214,12 @@ impl Call {
         let elapsed = self.started.elapsed();
         let metrics = &current.role.metrics;
         match self.peer {
-            Peer::Http { service } => {
+            Peer::Http { target, .. } => {
                 let status = match outcome {
                     Outcome::Status(code) => status_class(code),
                     _ => "error",
                 };
-                metrics.observe_upstream(service, self.operation, status, elapsed);
+                metrics.observe_upstream(target, self.operation, status, elapsed);
             }
             Peer::Redis | Peer::Postgres => {
                 let result = match outcome {
@@ -233,9 +235,12 @@ impl Call {
         }
         let mut attributes = self.attributes;
         match self.peer {
-            Peer::Http { service } => {
+            Peer::Http { peer, target } => {
                 attributes.push(("http.request.method", self.operation.into()));
-                attributes.push(("peer.service", service.into()));
+                attributes.push(("peer.service", peer.into()));
+                if target != peer {
+                    attributes.push(("ecommerce.upstream", target.into()));
+                }
             }
             Peer::Redis | Peer::Postgres => {
                 attributes.push(("db.system", db_system(self.peer).into()));

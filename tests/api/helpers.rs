@@ -272,6 +272,9 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
     for fault in settings.faults.active() {
         args.extend(["--fault".into(), fault]);
     }
+    if let Some(token) = &settings.admin_token {
+        args.extend(["--admin-token".into(), token.expose().into()]);
+    }
     // Upstreams set by a test win over the harness's own wiring.
     for upstream in Role::UPSTREAMS {
         let url = settings
@@ -282,6 +285,20 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
         args.extend(["--upstream".into(), format!("{upstream}={url}")]);
     }
     args
+}
+
+/// The `OTEL_*` variables that give a role process the same span export.
+pub fn otel_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let Some(otlp) = &settings.otlp else {
+        return Vec::new();
+    };
+    vec![
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp.endpoint.clone()),
+        (
+            "OTEL_BSP_SCHEDULE_DELAY",
+            otlp.schedule_delay.as_millis().to_string(),
+        ),
+    ]
 }
 
 async fn spawn_processes(settings: Settings) -> TestApp {
@@ -301,6 +318,7 @@ async fn spawn_processes(settings: Settings) -> TestApp {
         for role in &settings.roles {
             let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
                 .args(role_args(&settings, *role, &app.urls))
+                .envs(otel_env(&settings))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .spawn()

@@ -13,3 +13,4 @@ mod journey;
 mod payment;
 mod product;
 mod smoke;
+mod telemetry;

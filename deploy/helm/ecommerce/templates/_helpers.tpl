@@ -105,7 +105,36 @@ Changes whenever a value that pods read through a Secret changes, so they roll. 
 secrets are left out: they never change once made.
 */}}
 {{- define "ecommerce.configChecksum" -}}
-{{- dict "sessionSecret" .Values.sessionSecret "productData" .Values.productData.password "username" .Values.productData.username "otel" .Values.otel | toJson | sha256sum -}}
+{{- dict "sessionSecret" .Values.sessionSecret "productData" .Values.productData.password "username" .Values.productData.username "otel" .Values.otel "admin" .Values.admin | toJson | sha256sum -}}
+{{- end -}}
+
+{{/*
+The Secret every role reads the admin token from (key admin-token): the one the values
+name, else the chart's own when a token is given, else nothing (run-time fault switching
+off).
+*/}}
+{{- define "ecommerce.adminSecret" -}}
+{{- if .Values.admin.existingSecret -}}
+{{- .Values.admin.existingSecret -}}
+{{- else if .Values.admin.token -}}
+{{- include "ecommerce.component" (list . "admin") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+OTEL_RESOURCE_ATTRIBUTES of every role. The OpenTelemetry list format is
+key=value,... with percent-encoded values: urlquery encodes all but letters, digits and
+-._~ (so a "," or "$(" in the environment cannot break the list or be expanded by
+Kubernetes), and writes a space as "+", which the format does not decode. $(POD_NAME) is
+left for Kubernetes to expand from the POD_NAME variable declared before this one.
+*/}}
+{{- define "ecommerce.otelResourceAttributes" -}}
+{{- $environment := .Values.otel.environment | default .Release.Namespace -}}
+{{- $attributes := list
+  (printf "deployment.environment.name=%s" ($environment | urlquery | replace "+" "%20"))
+  (printf "k8s.namespace.name=%s" (.Release.Namespace | urlquery))
+  "k8s.pod.name=$(POD_NAME)" -}}
+{{- join "," $attributes -}}
 {{- end -}}
 
 {{/* The fault scenarios of one role, "NAME[=VALUE]" each: include "ecommerce.roleFaults" (list $ "cart") */}}
