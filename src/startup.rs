@@ -244,12 +244,25 @@ struct Shared {
 }
 
 impl Shared {
-    /// A copy for one worker thread, with store connections of its own.
-    fn for_worker(&self) -> Shared {
+    /// A copy for one worker thread of `role`, with connections of its own to the store
+    /// the role uses (and none to the others).
+    fn for_worker(&self, role: Role) -> Shared {
         Shared {
-            carts: self.carts.as_ref().map(CartStore::for_worker),
-            sessions: self.sessions.as_ref().map(SessionStore::for_worker),
-            products: self.products.as_ref().map(ProductStore::for_worker),
+            carts: self
+                .carts
+                .as_ref()
+                .filter(|_| role == Role::Cart)
+                .map(CartStore::for_worker),
+            sessions: self
+                .sessions
+                .as_ref()
+                .filter(|_| role == Role::WebGateway)
+                .map(SessionStore::for_worker),
+            products: self
+                .products
+                .as_ref()
+                .filter(|_| role == Role::Product)
+                .map(ProductStore::for_worker),
             ..self.clone()
         }
     }
@@ -338,7 +351,7 @@ fn serve(role: Role, listener: TcpListener, shared: Arc<Shared>) -> std::io::Res
     });
     let (workers, shutdown_timeout) = (shared.workers, shared.shutdown_timeout);
     let server = HttpServer::new(move || {
-        let worker = shared.for_worker();
+        let worker = shared.for_worker(role);
         let app = App::new()
             .wrap(from_fn(observe::observe))
             .app_data(context.clone())

@@ -409,3 +409,65 @@ async fn errors_never_show_internal_addresses() {
     }
     let _: Value = reply.json();
 }
+
+#[actix_web::test]
+async fn upstream_calls_in_flight_requests_and_status_classes_are_measured() {
+    let app = spawn_app().await;
+    let session = app.session().await;
+    app.put_line(&session, SWEET_TEA, 1).await;
+    let calls = || async {
+        let text = app.metrics(Role::Checkout).await;
+        [
+            ("cart", "POST"),
+            ("product", "POST"),
+            ("payment", "POST"),
+            ("cart", "DELETE"),
+        ]
+        .map(|(upstream, method)| {
+            metric_value(
+                &text,
+                "http_client_request_duration_seconds_count",
+                &[
+                    ("upstream", upstream),
+                    ("method", method),
+                    ("status_class", "2xx"),
+                ],
+            )
+        })
+    };
+    let before = calls().await;
+
+    let paid = app.checkout(&session, GOOD_CARD).await;
+    let refused = app.checkout(&session, GOOD_CARD).await;
+
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.json());
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let after = calls().await;
+    // The paid checkout made each call once; the refused one stopped at the empty cart.
+    assert_eq!(after[0] - before[0], 2.0, "cart reads");
+    assert_eq!(after[1] - before[1], 1.0, "price lookups");
+    assert_eq!(after[2] - before[2], 1.0, "payments");
+    assert_eq!(after[3] - before[3], 1.0, "cart clears");
+    let classes = app.metrics(Role::Checkout).await;
+    let served = |class| {
+        metric_value(
+            &classes,
+            "http_server_requests_total",
+            &[("route", "/process"), ("status_class", class)],
+        )
+    };
+    assert_eq!(served("2xx"), 1.0);
+    assert_eq!(served("4xx"), 1.0);
+    // The scrape itself is the one request in flight.
+    assert_eq!(
+        metric_value(&classes, "http_server_active_requests", &[]),
+        1.0
+    );
+    let gateway = app.metrics(Role::ApiGateway).await;
+    let forwarded = metric_value(
+        &gateway,
+        "http_client_request_duration_seconds_count",
+        &[("upstream", "payment"), ("status_class", "2xx")],
+    );
+    assert_eq!(forwarded, 1.0);
+}

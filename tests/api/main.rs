@@ -8,6 +8,7 @@ mod cart;
 mod checkout;
 mod common;
 mod content;
+mod faults;
 mod gateways;
 mod journey;
 mod payment;

@@ -326,3 +326,106 @@ async fn migrate_is_idempotent_and_applies_a_changed_catalog() {
         .await;
     assert_eq!(product.json()["price"], original.as_f64());
 }
+
+#[actix_web::test]
+async fn store_calls_are_spans_under_their_request_and_pools_are_measured() {
+    let (Some(redis), Some(server)) = (support::redis(), support::postgres()) else {
+        return;
+    };
+    let receiver = support::otlp::Receiver::start();
+    let db = TestDatabase::create(&server).await;
+    let endpoint = receiver.url.clone();
+    let app = spawn_with(|s| {
+        s.cart_data = redis.parse().unwrap();
+        s.product_data = db.url.parse().unwrap();
+        s.otlp = Some(ecommerce::telemetry::settings::Otlp {
+            schedule_delay: Duration::from_millis(100),
+            ..ecommerce::telemetry::settings::Otlp::to(&endpoint)
+        });
+    })
+    .await;
+    let trace_id = hex::encode(rand::random::<[u8; 16]>());
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let sid = unique_sid("traced");
+
+    let set = app
+        .send(
+            Method::PUT,
+            &app.url(Role::Cart, &format!("/{SWEET_TEA}/2")),
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent),
+            ],
+            json!({"session_id": sid}).to_string(),
+        )
+        .await;
+    let found = app
+        .send(
+            Method::POST,
+            &app.url(Role::Product, "/search"),
+            &[
+                ("content-type", "application/json"),
+                ("traceparent", &traceparent),
+            ],
+            json!({"query": "tea", "page": {"size": 2}}).to_string(),
+        )
+        .await;
+
+    assert_eq!(set.status, StatusCode::OK);
+    assert_eq!(found.status, StatusCode::OK);
+    let spans = receiver
+        .trace(&trace_id, Duration::from_secs(15), |s| s.len() >= 4)
+        .await;
+    let server_span = |service: &str| {
+        spans
+            .iter()
+            .find(|s| s.is_server() && s.service == service)
+            .unwrap_or_else(|| panic!("no {service} span"))
+    };
+    let redis_call = spans
+        .iter()
+        .find(|s| s.text("db.system") == Some("redis"))
+        .expect("a Redis span");
+    assert_eq!(redis_call.text("db.operation"), Some("EVALSHA"));
+    assert_eq!(redis_call.span.name, "EVALSHA cart-data");
+    assert_eq!(redis_call.parent_id(), server_span("cart").span_id());
+    assert!(redis_call.text("server.address").is_some());
+    let sql_call = spans
+        .iter()
+        .find(|s| s.text("db.system") == Some("postgresql"))
+        .expect("a PostgreSQL span");
+    assert_eq!(sql_call.text("db.operation"), Some("SELECT"));
+    assert!(sql_call
+        .text("db.query.text")
+        .is_some_and(|q| q.contains("FROM products")));
+    assert_eq!(sql_call.parent_id(), server_span("product").span_id());
+
+    let cart = app.metrics(Role::Cart).await;
+    let pool = |name| {
+        metric_value(
+            &cart,
+            name,
+            &[("store", "cart-data"), ("server", "primary")],
+        )
+    };
+    assert!(pool("ecommerce_store_pool_connections") >= 1.0, "{cart}");
+    assert_eq!(pool("ecommerce_store_pool_connections_in_use"), 0.0);
+    assert_eq!(pool("ecommerce_store_pool_connections_max"), 16.0);
+    let operations = metric_value(
+        &cart,
+        "db_client_operation_duration_seconds_count",
+        &[
+            ("db_system", "redis"),
+            ("operation", "EVALSHA"),
+            ("outcome", "ok"),
+        ],
+    );
+    assert_eq!(operations, 1.0);
+    let product = app.metrics(Role::Product).await;
+    let connections = metric_value(
+        &product,
+        "ecommerce_store_pool_connections",
+        &[("store", "product-data")],
+    );
+    assert!(connections >= 1.0, "{product}");
+}
