@@ -3,10 +3,11 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
@@ -42,98 +43,139 @@ pub async fn observe(
         recording,
         fault: fault.clone(),
     };
-    let baggage = current.baggage.clone();
+    let synthetic = current
+        .baggage
+        .as_ref()
+        .is_some_and(|b| baggage_entry(b, "synthetic_request").as_deref() == Some("true"));
 
     let in_flight = role.metrics.in_flight();
     let result = span::scope(current, next.call(req)).await;
     drop(in_flight);
 
-    let (status, route, cause) = match &result {
+    let (status, route, error) = match &result {
         Ok(res) => (
             res.status(),
             route_of(res.request()),
-            res.response()
-                .error()
-                .map(|e| (e.to_string(), format!("{e:?}"))),
+            res.response().error(),
         ),
-        Err(e) => (
-            e.as_response_error().status_code(),
-            None,
-            Some((e.to_string(), format!("{e:?}"))),
-        ),
+        Err(e) => (e.as_response_error().status_code(), None, Some(e)),
     };
-    let fault = fault.get();
-    let elapsed = started.elapsed();
-    let route_text = route.as_deref().unwrap_or("unmatched");
-    role.metrics
-        .observe_request(method, route_text, status.as_str(), elapsed);
+    let served = Served {
+        method,
+        path: &path,
+        route: route.as_deref(),
+        status,
+        elapsed: started.elapsed(),
+        error,
+        fault: fault.get(),
+    };
+    role.metrics.observe_request(
+        method,
+        served.route_label(),
+        status.as_str(),
+        served.elapsed,
+    );
     if let Some(mut attributes) = request {
-        attributes.push((
-            "http.response.status_code",
-            i64::from(status.as_u16()).into(),
-        ));
-        if let Some(route) = &route {
-            attributes.push(("http.route", route.clone().into()));
-        }
-        if baggage
-            .is_some_and(|b| baggage_entry(&b, "synthetic_request").as_deref() == Some("true"))
-        {
+        if synthetic {
             attributes.push(("synthetic_request", Value::Bool(true)));
         }
         let faults = role.faults.get().active();
         if !faults.is_empty() {
             attributes.push(("ecommerce.faults", Value::Strs(faults)));
         }
-        if let Some(fault) = fault {
+        role.tracer
+            .record(served.span(trace, start_unix_nanos, attributes));
+    }
+    served.log(&trace);
+    result
+}
+
+/// What became of a request.
+struct Served<'a> {
+    method: &'static str,
+    path: &'a str,
+    /// The route pattern matched, if one did.
+    route: Option<&'a str>,
+    status: StatusCode,
+    elapsed: Duration,
+    error: Option<&'a Error>,
+    /// The fault that acted on the request, if one did.
+    fault: Option<&'static str>,
+}
+
+impl Served<'_> {
+    fn route_label(&self) -> &str {
+        self.route.unwrap_or("unmatched")
+    }
+
+    /// The request's server span, with the `attributes` known beforehand.
+    fn span(
+        &self,
+        trace: TraceContext,
+        start_unix_nanos: u64,
+        mut attributes: Vec<(&'static str, Value)>,
+    ) -> SpanData {
+        let status = self.status.as_u16();
+        attributes.push(("http.response.status_code", i64::from(status).into()));
+        if let Some(route) = self.route {
+            attributes.push(("http.route", route.to_string().into()));
+        }
+        if let Some(fault) = self.fault {
             attributes.push(("ecommerce.fault.applied", fault.into()));
         }
-        let error = status.is_server_error().then(|| {
-            attributes.push(("error.type", span::status_text(status.as_u16()).into()));
-            cause
-                .as_ref()
-                .map_or_else(|| status.to_string(), |(text, _)| text.clone())
+        // A server span is an error on 5xx only: 4xx are the client's (semantic conventions).
+        let error = self.status.is_server_error().then(|| {
+            attributes.push(("error.type", span::status_text(status).into()));
+            self.error
+                .map_or_else(|| self.status.to_string(), ToString::to_string)
         });
-        role.tracer.record(SpanData {
+        SpanData {
             trace_id: trace.trace_id,
             span_id: trace.span_id,
             parent_span_id: trace.parent_span_id,
             parent_is_remote: trace.parent_span_id.is_some(),
             flags: trace.flags,
-            name: match &route {
-                Some(route) => format!("{method} {route}").into(),
-                None => method.into(),
+            name: match self.route {
+                Some(route) => format!("{} {route}", self.method).into(),
+                None => self.method.into(),
             },
             kind: Kind::Server,
             start_unix_nanos,
-            end_unix_nanos: start_unix_nanos + elapsed.as_nanos() as u64,
+            end_unix_nanos: start_unix_nanos + self.elapsed.as_nanos() as u64,
             attributes,
             error,
-        });
+        }
     }
-    let level = match &cause {
-        Some(_) if status.is_server_error() => log::Level::Error,
-        _ => log::Level::Info,
-    };
-    // Formatted only when it is logged: under load the level is often warn.
-    if log::log_enabled!(target: "request", level) {
+
+    /// The request's logfmt line: at error level for a failure of the shop's own (5xx
+    /// with a cause), with the cause; info otherwise.
+    fn log(&self, trace: &TraceContext) {
+        let level = match self.error {
+            Some(_) if self.status.is_server_error() => log::Level::Error,
+            _ => log::Level::Info,
+        };
+        // Formatted only when it is logged: under load the level is often warn.
+        if !log::log_enabled!(target: "request", level) {
+            return;
+        }
         let mut line = format!(
-            "msg=request method={method} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
-            logfmt_value(&path),
-            logfmt_value(route_text),
-            status.as_u16(),
-            elapsed.as_secs_f64() * 1000.0,
+            "msg=request method={} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
+            self.method,
+            logfmt_value(self.path),
+            logfmt_value(self.route_label()),
+            self.status.as_u16(),
+            self.elapsed.as_secs_f64() * 1000.0,
             trace.trace_id_hex(),
             trace.span_id_hex(),
         );
-        if let Some(fault) = fault {
+        if let Some(fault) = self.fault {
             line.push_str(&format!(" fault={fault}"));
         }
-        if let (log::Level::Error, Some((_, cause))) = (level, &cause) {
-            line.push_str(&format!(" error={}", logfmt_value(cause)));
+        if let (log::Level::Error, Some(cause)) = (level, self.error) {
+            line.push_str(&format!(" error={}", logfmt_value(&format!("{cause:?}"))));
         }
         log::log!(target: "request", level, "{line}");
     }
-    result
 }
 
 /// Kubelet and Prometheus traffic: measured, but not traced (it would bury the shop's

@@ -130,11 +130,7 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
     ] {
         if let Some(protocol) = var(name).filter(|p| p != "http/protobuf") {
             return Err(error(
-                if name.contains("TRACES") {
-                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
-                } else {
-                    "OTEL_EXPORTER_OTLP_PROTOCOL"
-                },
+                name,
                 format!("'{protocol}' is not supported; the shop exports http/protobuf (a collector's port 4318)"),
             ));
         }
@@ -161,11 +157,12 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
             otlp.headers.push((key, Secret::new(value)));
         }
     }
-    for (name, default) in [
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", None),
-        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", None::<u64>),
+    // The signal's own timeout wins over the general one.
+    for name in [
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     ] {
-        if let Some(ms) = number(&var, name, default)? {
+        if let Some(ms) = number(&var, name)? {
             otlp.timeout = Duration::from_millis(ms.max(1));
         }
     }
@@ -174,13 +171,13 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
     }
     otlp.service_name = var("OTEL_SERVICE_NAME");
     otlp.sampler = sampler(var("OTEL_TRACES_SAMPLER"), var("OTEL_TRACES_SAMPLER_ARG"))?;
-    if let Some(ms) = number(&var, "OTEL_BSP_SCHEDULE_DELAY", None)? {
+    if let Some(ms) = number(&var, "OTEL_BSP_SCHEDULE_DELAY")? {
         otlp.schedule_delay = Duration::from_millis(ms.max(1));
     }
-    if let Some(n) = number(&var, "OTEL_BSP_MAX_QUEUE_SIZE", None)? {
+    if let Some(n) = number(&var, "OTEL_BSP_MAX_QUEUE_SIZE")? {
         otlp.max_queue = (n as usize).clamp(1, 1 << 20);
     }
-    if let Some(n) = number(&var, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", None)? {
+    if let Some(n) = number(&var, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")? {
         otlp.max_batch = (n as usize).clamp(1, otlp.max_queue);
     }
     Ok(Some(otlp))
@@ -189,10 +186,9 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
 fn number(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
-    default: Option<u64>,
 ) -> Result<Option<u64>, EnvError> {
     match var(name) {
-        None => Ok(default),
+        None => Ok(None),
         Some(text) => text
             .parse()
             .map(Some)
