@@ -1,4 +1,5 @@
-//! Prometheus metrics of one role: requests by route and status, and business counters.
+//! Prometheus metrics of one role: requests, calls to other services and stores, requests
+//! in flight, and business counters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

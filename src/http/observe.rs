@@ -32,7 +32,6 @@ pub async fn observe(
         crate::faults::leak();
         fault.set(Some("memory-leak"));
     }
-    req.extensions_mut().insert(trace);
     let request = recording.then(|| request_attributes(&req));
     let method = method_label(req.method());
     let path = req.path().to_string();

@@ -1,7 +1,6 @@
-//! W3C trace context: read from every request, sent on every outgoing call.
+//! W3C trace context and baggage: read from every request, carried on every outgoing call.
 
 use actix_web::http::header::{HeaderMap, HeaderValue};
-use actix_web::{HttpMessage, HttpRequest};
 use rand::RngCore;
 
 pub const TRACEPARENT: &str = "traceparent";
@@ -57,14 +56,6 @@ impl TraceContext {
             parent_span_id: Some(self.span_id),
             ..*self
         }
-    }
-
-    /// The context stored on a request by the observe middleware (a fresh one otherwise).
-    pub fn of(req: &HttpRequest) -> Self {
-        req.extensions()
-            .get::<TraceContext>()
-            .copied()
-            .unwrap_or_else(|| TraceContext::from_headers(req.headers()))
     }
 
     /// The `traceparent` value for calls made while serving this request.
