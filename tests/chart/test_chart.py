@@ -13,18 +13,25 @@ it in ECOMMERCE_BIN.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import functools
+import http.server
 import ipaddress
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import tempfile
+import threading
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import helm_python as helm
 import pytest
@@ -47,6 +54,8 @@ UPSTREAMS = ["cart", "checkout", "content", "payment", "product"]
 KUBE_VERSIONS = ["1.27.0", kube_validate.latest_version()]
 # The user each image runs as: the chart pins it, the image defines it.
 IMAGE_USERS = {"ecommerce": 65532, "redis": 999, "postgres": 70, "grafana/k6": 12345}
+# What a ReplicaSet appends to a Deployment's name to name a pod.
+POD_SUFFIX = "-5f7d9c8b6-x2k4q"
 
 
 # ---- rendering ------------------------------------------------------------------------
@@ -103,12 +112,16 @@ class Rendered:
         secret = self.get("Secret", name)
         return base64.b64decode(secret["data"][key]).decode()
 
-    def env(self, container: dict) -> dict[str, str]:
-        """A container's environment, Secret and ConfigMap references resolved."""
+    def env(self, container: dict, pod: str = f"{RELEASE}-pod{POD_SUFFIX}") -> dict[str, str]:
+        """A container's environment as the process sees it in a pod called `pod`: Secret
+        references and the downward API resolved, $(VAR) references expanded."""
         out = {}
         for var in container.get("env", []):
             if "value" in var:
-                out[var["name"]] = var["value"]
+                out[var["name"]] = expand(var["value"], out)
+            elif "fieldRef" in var["valueFrom"]:
+                field = var["valueFrom"]["fieldRef"]["fieldPath"]
+                out[var["name"]] = {"metadata.name": pod, "metadata.namespace": NAMESPACE}[field]
             else:
                 ref = var["valueFrom"]["secretKeyRef"]
                 out[var["name"]] = self.secret_value(ref["name"], ref["key"])
@@ -118,7 +131,22 @@ class Rendered:
         return containers(self.workload_of(role))[0]
 
     def role_env(self, role: str) -> dict[str, str]:
-        return self.env(self.role_container(role))
+        return self.env(self.role_container(role), pod=f"{RELEASE}-{role}{POD_SUFFIX}")
+
+
+# What Kubernetes reads in an EnvVar value: an escaped $, or a $(NAME) reference.
+ENV_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+def expand(value: str, defined: dict[str, str]) -> str:
+    """Kubernetes' expansion of an EnvVar value: $(NAME) of a variable declared earlier in
+    the list becomes its value, $$ a literal $, anything else stays as written."""
+    return ENV_REFERENCE.sub(lambda m: "$" if m[0] == "$$" else defined.get(m[1], m[0]), value)
+
+
+def references(value: str) -> list[str]:
+    """The variables an EnvVar value refers to as $(NAME)."""
+    return [m[1] for m in ENV_REFERENCE.finditer(value) if m[1]]
 
 
 @functools.cache
@@ -132,6 +160,13 @@ def render_fails(values: dict) -> str:
         with pytest.raises(helm.HelmError) as caught:
             chart.render(values, name=RELEASE, namespace=NAMESPACE)
     return str(caught.value)
+
+
+def render_text(values: dict) -> str:
+    """Everything one install writes (every manifest and the NOTES), as text."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    return "\n".join(manifests[path] for path in sorted(manifests))
 
 
 COMPONENT = "app.kubernetes.io/component"
@@ -548,6 +583,16 @@ BAD_VALUES = [
     {"synthetics": {"vus": 0}},
     {"productData": {"password": "p@ss/word"}},
     {"content": {"source": "https://bucket.example.com/images"}},
+    {"otel": {"endpoint": "https://otel-collector:4318"}},
+    {"otel": {"endpoint": "otel-collector:4318"}},
+    {"otel": {"serviceName": "shop"}},
+    {"otel": {"environment": 3}},
+    {"otel": {"sampler": {"name": "sometimes", "ratio": 1}}},
+    {"otel": {"sampler": {"name": "traceidratio", "ratio": 1.5}}},
+    {"otel": {"sampler": {"name": "traceidratio", "arg": 0.5}}},
+    {"admin": {"tokn": "s3cret"}},
+    {"admin": {"token": "two words"}},
+    {"admin": {"existingSecret": "Not_A_Secret_Name"}},
     {"networkPolicies": {"enabled": True, "extra": []}},
     {"image": {"pullPolicy": "Sometimes"}},
 ]
@@ -816,16 +861,168 @@ def test_pods_roll_when_a_value_they_read_through_a_secret_changes():
     assert checksum(base) == checksum(Rendered({}))
     assert checksum(base) != checksum(Rendered({"otel": {"headers": "x-key=1"}}))
     assert checksum(base) != checksum(Rendered({"sessionSecret": "s3cret"}))
+    with_token = Rendered({"admin": {"token": "t0ken-1"}})
+    assert checksum(base) != checksum(with_token) != checksum(Rendered({"admin": {"token": "t0ken-2"}}))
+    assert checksum(base) != checksum(Rendered({"admin": {"existingSecret": "shop-ops"}}))
+
+
+ADMIN_TOKEN = "Adm1n-t0ken-that-must-stay-in-its-Secret"
+
+
+def admin_token_vars(rendered: Rendered, container: dict) -> list[dict]:
+    return [v for v in container.get("env", []) if v["name"] == "ECOMMERCE_ADMIN_TOKEN"]
+
+
+@ci
+def test_run_time_fault_switching_is_off_unless_an_admin_token_is_configured(ci_id):
+    rendered = rendered_ci(ci_id)
+    configured = bool(rendered.values.get("admin", {}).get("token"))
+    for role in ROLES:
+        assert ("ECOMMERCE_ADMIN_TOKEN" in rendered.role_env(role)) == configured, role
+    assert (f"{RELEASE}-admin" in rendered.names("Secret")) == configured
+    # Nothing but the roles gets it: not the stores, the synthetics or product's migrate.
+    for w in rendered.workloads():
+        for c in containers(w, init=True):
+            if c is not containers(w)[0] or pod_labels(w)[COMPONENT] not in ROLES:
+                assert not admin_token_vars(rendered, c), f"{w['metadata']['name']}/{c['name']}"
+
+
+def test_an_admin_token_reaches_every_role_from_the_charts_secret_only():
+    values = {"admin": {"token": ADMIN_TOKEN}}
+    rendered = Rendered(values)
+    assert rendered.secret_value(f"{RELEASE}-admin", "admin-token") == ADMIN_TOKEN
+    secret = rendered.get("Secret", f"{RELEASE}-admin")
+    assert secret["data"] == {"admin-token": base64.b64encode(ADMIN_TOKEN.encode()).decode()}
+    for role in ROLES:
+        (var,) = admin_token_vars(rendered, rendered.role_container(role))
+        assert var == {
+            "name": "ECOMMERCE_ADMIN_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": f"{RELEASE}-admin", "key": "admin-token"}},
+        }, role
+        assert rendered.role_env(role)["ECOMMERCE_ADMIN_TOKEN"] == ADMIN_TOKEN
+    # In no plain value, annotation, ConfigMap or NOTES: only base64 in its Secret.
+    text = render_text(values)
+    assert ADMIN_TOKEN not in text
+    assert text.count(base64.b64encode(ADMIN_TOKEN.encode()).decode()) == 1
+
+
+@pytest.mark.parametrize("token", ["", ADMIN_TOKEN], ids=["alone", "over-a-token"])
+def test_an_existing_secret_holds_the_admin_token_instead(token):
+    values = {"admin": {"token": token, "existingSecret": "shop-operations"}}
+    rendered = Rendered(values)
+    for role in ROLES:
+        (var,) = admin_token_vars(rendered, rendered.role_container(role))
+        assert var["valueFrom"] == {"secretKeyRef": {"name": "shop-operations", "key": "admin-token"}}, role
+    # The Secret is the user's: the chart makes none, and a token given too goes nowhere.
+    assert f"{RELEASE}-admin" not in rendered.names("Secret")
+    assert "shop-operations" not in rendered.names("Secret")
+    if token:
+        text = render_text(values)
+        assert token not in text and base64.b64encode(token.encode()).decode() not in text
+
+
+FULL_COLLECTOR = "http://otel-collector.observability:4318"
+
+
+def resource_attributes(text: str) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES as the binary reads it: key=value,... percent-decoded."""
+    pairs = [item.split("=", 1) for item in text.split(",")]
+    assert all(len(p) == 2 for p in pairs), text
+    return {k: unquote(v) for k, v in pairs}
 
 
 def test_opentelemetry_settings_reach_every_role():
     rendered = rendered_ci("full")
     for role in ROLES:
         env = rendered.role_env(role)
-        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == FULL_COLLECTOR
         assert env["OTEL_EXPORTER_OTLP_HEADERS"] == "x-api-key=not-a-real-key"
+        assert resource_attributes(env["OTEL_RESOURCE_ATTRIBUTES"]) == {
+            "deployment.environment.name": "staging",
+            "k8s.namespace.name": NAMESPACE,
+            "k8s.pod.name": f"{RELEASE}-{role}{POD_SUFFIX}",
+        }, role
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+        # service.name is the role, which the binary knows; the chart does not override it.
+        assert "OTEL_SERVICE_NAME" not in env
     for role in ROLES:
         assert not any(k.startswith("OTEL_") for k in rendered_ci("default").role_env(role))
+        assert "POD_NAME" not in rendered_ci("default").role_env(role)
+
+
+def test_the_pod_name_comes_from_the_downward_api_before_the_attributes_that_use_it():
+    rendered = rendered_ci("full")
+    for role in ROLES:
+        env = rendered.role_container(role)["env"]
+        names = [v["name"] for v in env]
+        pod_name = env[names.index("POD_NAME")]
+        assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        attributes = env[names.index("OTEL_RESOURCE_ATTRIBUTES")]
+        assert "k8s.pod.name=$(POD_NAME)" in attributes["value"].split(",")
+        assert names.index("POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES"), role
+
+
+@ci
+def test_every_variable_reference_names_a_variable_declared_before_it(ci_id):
+    # Kubernetes leaves a $(NAME) of a later or unknown variable as it is, silently.
+    rendered = rendered_ci(ci_id)
+    for w in rendered.workloads():
+        for c in containers(w, init=True):
+            declared = []
+            for var in c.get("env", []):
+                for name in references(var.get("value", "")):
+                    assert name in declared, f"{w['metadata']['name']}/{c['name']} {var['name']}: $({name})"
+                declared.append(var["name"])
+
+
+def test_the_environment_defaults_to_the_namespace_and_the_sampler_to_the_parents_choice():
+    rendered = Rendered({"otel": {"endpoint": "http://collector:4318"}})
+    for role in ROLES:
+        env = rendered.role_env(role)
+        attributes = resource_attributes(env["OTEL_RESOURCE_ATTRIBUTES"])
+        assert attributes["deployment.environment.name"] == NAMESPACE
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+        # Only the ratio samplers take an argument.
+        assert "OTEL_TRACES_SAMPLER_ARG" not in env
+        assert "OTEL_EXPORTER_OTLP_HEADERS" not in env
+
+
+@pytest.mark.parametrize(
+    "sampler,expected",
+    [
+        ({"name": "always_on"}, ("always_on", None)),
+        ({"name": "always_off"}, ("always_off", None)),
+        ({"name": "traceidratio", "ratio": 0.1}, ("traceidratio", "0.1")),
+        ({"name": "parentbased_traceidratio", "ratio": 0}, ("parentbased_traceidratio", "0")),
+        ({"name": "parentbased_traceidratio"}, ("parentbased_traceidratio", "1")),
+        ({"name": "parentbased_always_off", "ratio": 0.5}, ("parentbased_always_off", None)),
+    ],
+    ids=lambda v: json.dumps(v) if isinstance(v, dict) else None,
+)
+def test_the_sampler_reaches_every_role(sampler, expected):
+    rendered = Rendered({"otel": {"endpoint": "http://collector:4318", "sampler": sampler}})
+    for role in ROLES:
+        env = rendered.role_env(role)
+        assert (env["OTEL_TRACES_SAMPLER"], env.get("OTEL_TRACES_SAMPLER_ARG")) == expected, role
+
+
+def test_an_environment_name_cannot_break_the_attribute_list_or_be_expanded():
+    environment = "eu west, 100% $(HOME)=prod"
+    rendered = Rendered({"otel": {"endpoint": "http://collector:4318", "environment": environment}})
+    container = rendered.role_container("cart")
+    raw = next(v["value"] for v in container["env"] if v["name"] == "OTEL_RESOURCE_ATTRIBUTES")
+    assert references(raw) == ["POD_NAME"]
+    attributes = resource_attributes(rendered.role_env("cart")["OTEL_RESOURCE_ATTRIBUTES"])
+    assert attributes["deployment.environment.name"] == environment
+    assert len(attributes) == 3
+
+
+def test_nothing_but_the_headers_is_passed_without_an_endpoint():
+    rendered = Rendered({"otel": {"headers": "x-key=1", "environment": "prod", "sampler": {"name": "always_on", "ratio": 1}}})
+    for role in ROLES:
+        env = rendered.role_env(role)
+        assert {k for k in env if k.startswith("OTEL_") or k == "POD_NAME"} == {"OTEL_EXPORTER_OTLP_HEADERS"}
 
 
 # ---- exposure, availability, scaling ----------------------------------------------------
@@ -877,6 +1074,17 @@ def test_notes_tell_how_to_reach_the_shop_and_switch_a_fault_on():
         notes = chart.render({}, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
     assert f"service/{RELEASE}-web-gateway 8080:80" in notes
     assert "--set faults." in notes
+    assert "/faults" not in notes
+
+
+def test_notes_tell_how_to_switch_faults_at_run_time_when_a_token_is_set():
+    for admin, secret in [({"token": ADMIN_TOKEN}, f"{RELEASE}-admin"), ({"existingSecret": "ops"}, "ops")]:
+        with helm.Chart.load(CHART) as chart:
+            notes = chart.render({"admin": admin}, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
+        assert "curl -X PUT http://127.0.0.1:8081/faults" in notes
+        assert 'Authorization: Bearer $TOKEN' in notes
+        assert f"kubectl get secret {secret} -n {NAMESPACE}" in notes
+        assert ADMIN_TOKEN not in notes
 
 
 # ---- the image and the binary -----------------------------------------------------------
@@ -971,11 +1179,36 @@ def test_the_images_default_command_is_a_valid_invocation():
     assert cmd[0] == "serve" and all(f"{f} " in help_text("serve") for f in flags)
 
 
+# Variables the binary reads that are not options of its own, so `--help` does not list
+# them: the OpenTelemetry SDK's standard ones and logging's.
+STANDARD_VARIABLES = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SERVICE_NAME",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "RUST_LOG",
+}
+
+
+@functools.cache
+def binary_bytes() -> bytes:
+    return binary().read_bytes()
+
+
+def test_the_binary_reads_the_standard_variables_the_chart_may_pass():
+    # The binary looks each one up by name, so the name is among its strings.
+    data = binary_bytes()
+    missing = [name for name in sorted(STANDARD_VARIABLES) if name.encode() not in data]
+    assert not missing, f"the binary never reads {missing}"
+
+
 @ci
 def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id):
     rendered = rendered_ci(ci_id)
-    # Standard variables the binary is to honour (issue 7), and logging.
-    not_options = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "RUST_LOG"}
     for w in rendered.workloads():
         for c in containers(w, init=True):
             if not c["image"].startswith(containers(rendered.workload_of("cart"))[0]["image"]):
@@ -984,9 +1217,16 @@ def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id)
             text = help_text(subcommand)
             for flag in (a for a in c["args"][1:] if a.startswith("--")):
                 assert f"{flag} " in text, f"{subcommand} has no {flag}"
-            for var in c.get("env", []):
+            env = c.get("env", [])
+            for i, var in enumerate(env):
                 name = var["name"]
-                if name in not_options:
+                if name in STANDARD_VARIABLES:
+                    continue
+                if name == "POD_NAME":
+                    # Not for the binary: the downward API's pod name, there for a later
+                    # variable to expand.
+                    assert "fieldRef" in var["valueFrom"], var
+                    assert any(name in references(v.get("value", "")) for v in env[i + 1:]), c["name"]
                     continue
                 upstream = re.fullmatch(r"ECOMMERCE_UPSTREAM_([A-Z]+)", name)
                 if upstream:
@@ -1028,3 +1268,137 @@ def test_every_role_starts_with_the_configuration_the_chart_gives_it(ci_id):
         elif process.returncode != 0:
             failures.append(f"{role} did not stop cleanly on SIGTERM ({process.returncode}):\n{output}")
     assert not failures, "\n".join(failures)
+
+
+# ---- the chart's configuration at work in the binary --------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    """An HTTP call; its status and JSON answer (4xx and 5xx included)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@contextlib.contextmanager
+def serving(rendered: Rendered, role: str, more_env: dict[str, str] | None = None):
+    """`role` run with the chart's arguments and environment (as in its pod), listening on a
+    free local port; yields its base URL once it answers /healthz."""
+    port = free_port()
+    args = list(rendered.role_container(role)["args"])
+    args[args.index("--listen") + 1] = f"127.0.0.1:{port}"
+    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", **rendered.role_env(role), **(more_env or {})}
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([binary(), *args], env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 10
+            while True:
+                assert process.poll() is None, f"{role} exited ({process.returncode})"
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, f"{role} never answered /healthz"
+                    time.sleep(0.1)
+            yield base
+        except BaseException:
+            log.seek(0)
+            print(log.read())
+            raise
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_the_admin_token_lets_whoever_holds_it_switch_a_pods_faults():
+    rendered = Rendered({"admin": {"token": ADMIN_TOKEN}})
+    switch = {"faults": ["payment-failure=0.5"]}
+    with serving(rendered, "payment") as url:
+        status, shown = call("GET", f"{url}/faults")
+        assert status == 200 and shown["switchable"] is True and shown["faults"] == []
+        assert call("PUT", f"{url}/faults", switch)[0] == 401
+        assert call("PUT", f"{url}/faults", switch, token="not-" + ADMIN_TOKEN)[0] == 401
+        status, switched = call("PUT", f"{url}/faults", switch, token=ADMIN_TOKEN)
+        assert status == 200 and switched["faults"] == ["payment-failure=0.5"], switched
+        assert call("GET", f"{url}/faults")[1]["faults"] == ["payment-failure=0.5"]
+    # Without a token, the faults stay as the pod started, token or not.
+    with serving(rendered_ci("default"), "payment") as url:
+        assert call("GET", f"{url}/faults")[1]["switchable"] is False
+        assert call("PUT", f"{url}/faults", switch, token=ADMIN_TOKEN)[0] == 403
+
+
+class Collector(http.server.ThreadingHTTPServer):
+    """An OTLP/HTTP receiver that keeps every export it is sent."""
+
+    def __init__(self):
+        self.exports: list[tuple[str, dict[str, str], bytes]] = []
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                collector.exports.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def collector():
+    server = Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_role_exports_its_spans_as_the_charts_opentelemetry_values_say(collector):
+    environment = "chart-export-check"
+    rendered = Rendered({"otel": {"endpoint": collector.url, "headers": "x-api-key=k3y-for-the-check", "environment": environment}})
+    # Batches every 100 ms instead of 5 s, so the check is quick.
+    with serving(rendered, "payment", {"OTEL_BSP_SCHEDULE_DELAY": "100"}) as url:
+        assert call("GET", f"{url}/")[0] == 200
+        deadline = time.monotonic() + 10
+        while not collector.exports and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert collector.exports, "no spans reached the collector"
+    path, headers, body = collector.exports[0]
+    assert path == "/v1/traces"
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["x-api-key"] == "k3y-for-the-check"
+    # The resource's attributes, as protobuf strings: the environment, namespace and the pod
+    # name Kubernetes gives $(POD_NAME).
+    for text in ["deployment.environment.name", environment, "k8s.namespace.name", "k8s.pod.name",
+                 f"{RELEASE}-payment{POD_SUFFIX}", "service.name", "payment"]:
+        assert text.encode() in body, text
+    assert b"$(POD_NAME)" not in body
