@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,7 +20,6 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let start_unix_nanos = span::unix_nanos(SystemTime::now());
     let role = req
         .app_data::<web::Data<RoleContext>>()
         .cloned()
@@ -83,7 +82,7 @@ pub async fn observe(
             attributes.push(("ecommerce.faults", Value::Strs(faults)));
         }
         role.tracer
-            .record(served.span(trace, start_unix_nanos, attributes));
+            .record(served.span(trace, span::unix_nanos(started), attributes));
     }
     served.log(&trace);
     result
@@ -185,23 +184,23 @@ fn is_probe(path: &str) -> bool {
 
 /// The semantic-convention attributes of a request, known before it is served.
 fn request_attributes(req: &ServiceRequest) -> Vec<(&'static str, Value)> {
-    let mut attributes = Vec::with_capacity(14);
+    let mut attributes = Vec::with_capacity(16);
     attributes.push(("http.request.method", method_label(req.method()).into()));
     attributes.push(("url.path", req.path().to_string().into()));
-    attributes.push((
-        "url.scheme",
-        req.connection_info().scheme().to_string().into(),
-    ));
-    let info = req.connection_info();
-    let host = info.host();
+    // This build serves plain HTTP only (TLS ends in front of it, if anywhere).
+    attributes.push(("url.scheme", "http".into()));
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
     let (address, port) = match host.rsplit_once(':') {
         Some((address, port)) if !port.contains(']') => (address, port.parse().ok()),
         _ => (host, None),
     };
     attributes.push(("server.address", address.to_string().into()));
-    if let Some(port) = port.or_else(|| req.app_config().local_addr().port().into()) {
-        attributes.push(("server.port", i64::from(port).into()));
-    }
+    let port = port.unwrap_or_else(|| req.app_config().local_addr().port());
+    attributes.push(("server.port", i64::from(port).into()));
     if let Some(peer) = req.peer_addr() {
         attributes.push(("client.address", peer.ip().to_string().into()));
     }
@@ -211,11 +210,7 @@ fn request_attributes(req: &ServiceRequest) -> Vec<(&'static str, Value)> {
         _ => "1.1",
     };
     attributes.push(("network.protocol.version", version.into()));
-    if let Some(agent) = req
-        .headers()
-        .get("user-agent")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(agent) = req.headers().get("user-agent").and_then(|v| v.to_str().ok()) {
         attributes.push(("user_agent.original", agent.to_string().into()));
     }
     attributes

@@ -1,11 +1,13 @@
 //! The span exporter: a bounded queue that request handlers never wait on, and a thread
-//! of its own that sends batches to the OTLP endpoint.
+//! of its own that sends it in batches to the OTLP endpoint.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use super::otlp::{self, ResourceSpans};
 use super::settings::Otlp;
@@ -21,14 +23,69 @@ pub struct Stats {
     pub failed: AtomicU64,
 }
 
-enum Message {
-    Span(usize, SpanData),
-    Flush(oneshot::Sender<()>),
+/// Spans waiting for the export thread, encoded. Workers lock it only to append a span;
+/// the thread is woken once per full batch (or flush), never per span.
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Notify,
+    max_queue: usize,
+    max_batch: usize,
+    resources: usize,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// The batch being filled, and full ones ready to go, oldest first.
+    open: Batch,
+    ready: VecDeque<Batch>,
+    /// Spans in all of them, bounded by `max_queue`.
+    queued: usize,
+    /// Callers waiting until what was queued before they asked is sent.
+    flushes: Vec<oneshot::Sender<()>>,
+    /// The exporter is gone: send what is left, then stop.
+    closed: bool,
+}
+
+/// Encoded spans per resource (service), and how many.
+#[derive(Default)]
+struct Batch {
+    spans: Vec<Vec<u8>>,
+    count: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The full batches, and (with `everything`) the one being filled.
+    fn take(&self, everything: bool) -> Vec<Batch> {
+        let mut pending = self.lock();
+        let mut batches: Vec<Batch> = pending.ready.drain(..).collect();
+        if everything && pending.open.count > 0 {
+            let open = std::mem::replace(&mut pending.open, self.empty_batch());
+            batches.push(open);
+        }
+        pending.queued -= batches.iter().map(|b| b.count).sum::<usize>();
+        batches
+    }
+
+    fn empty_batch(&self) -> Batch {
+        Batch {
+            spans: vec![Vec::new(); self.resources],
+            count: 0,
+        }
+    }
+}
+
+thread_local! {
+    /// Where a worker encodes a span before queueing it (reused: no allocation).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The sending side, shared by every worker of every role of the process.
 pub struct Exporter {
-    queue: mpsc::Sender<Message>,
+    queue: Arc<Queue>,
     pub stats: Arc<Stats>,
 }
 
@@ -36,37 +93,66 @@ impl Exporter {
     /// Starts the export thread. `resources` are the resource attributes of each service
     /// that spans are recorded for (indexed as in `send`).
     pub fn start(settings: &Otlp, resources: Vec<Vec<(String, Value)>>) -> std::io::Result<Self> {
-        let (queue, receiver) = mpsc::channel(settings.max_queue);
+        let mut queue = Queue {
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            max_queue: settings.max_queue,
+            max_batch: settings.max_batch,
+            resources: resources.len(),
+        };
+        queue.pending.get_mut().unwrap_or_else(|e| e.into_inner()).open = queue.empty_batch();
+        let queue = Arc::new(queue);
         let stats = Arc::new(Stats::default());
-        let resources_len = resources.len();
         let batcher = Batcher {
             settings: settings.clone(),
             resources,
             stats: stats.clone(),
-            pending: vec![Vec::new(); resources_len],
-            pending_count: 0,
+            queue: queue.clone(),
             failing: false,
         };
         std::thread::Builder::new()
             .name("otlp-export".into())
-            .spawn(move || actix_web::rt::System::new().block_on(batcher.run(receiver)))?;
+            .spawn(move || actix_web::rt::System::new().block_on(batcher.run()))?;
         Ok(Exporter { queue, stats })
     }
 
     /// Queues a finished span of service `resource`; a full queue drops it (counted).
-    pub fn send(&self, resource: usize, span: SpanData) {
-        if self.queue.try_send(Message::Span(resource, span)).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn send(&self, resource: usize, span: &SpanData) {
+        SCRATCH.with_borrow_mut(|encoded| {
+            encoded.clear();
+            otlp::encode_span(encoded, span);
+            let mut pending = self.queue.lock();
+            if pending.queued >= self.queue.max_queue {
+                drop(pending);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            pending.open.spans[resource].extend_from_slice(encoded);
+            pending.open.count += 1;
+            pending.queued += 1;
+            if pending.open.count < self.queue.max_batch {
+                return;
+            }
+            let full = std::mem::replace(&mut pending.open, self.queue.empty_batch());
+            pending.ready.push_back(full);
+            drop(pending);
+            self.queue.wake.notify_one();
+        });
     }
 
     /// Sends everything queued so far, waiting at most `timeout`.
     pub async fn flush(&self, timeout: Duration) {
         let (done, wait) = oneshot::channel();
-        let sent = tokio::time::timeout(timeout, self.queue.send(Message::Flush(done))).await;
-        if matches!(sent, Ok(Ok(()))) {
-            let _ = tokio::time::timeout(timeout, wait).await;
-        }
+        self.queue.lock().flushes.push(done);
+        self.queue.wake.notify_one();
+        let _ = tokio::time::timeout(timeout, wait).await;
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.wake.notify_one();
     }
 }
 
@@ -74,15 +160,13 @@ struct Batcher {
     settings: Otlp,
     resources: Vec<Vec<(String, Value)>>,
     stats: Arc<Stats>,
-    /// Spans waiting, per resource; never more than a batch in all.
-    pending: Vec<Vec<SpanData>>,
-    pending_count: usize,
+    queue: Arc<Queue>,
     /// Whether the last export failed, so an outage is logged once, not per batch.
     failing: bool,
 }
 
 impl Batcher {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+    async fn run(mut self) {
         let client = awc::Client::builder()
             .timeout(self.settings.timeout)
             .disable_redirects()
@@ -90,39 +174,33 @@ impl Batcher {
         let mut tick = tokio::time::interval(self.settings.schedule_delay);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                message = receiver.recv() => match message {
-                    Some(Message::Span(resource, span)) => {
-                        self.pending[resource].push(span);
-                        self.pending_count += 1;
-                        if self.pending_count >= self.settings.max_batch {
-                            self.export(&client).await;
-                        }
-                    }
-                    Some(Message::Flush(done)) => {
-                        // Spans queued before the flush request are already received.
-                        self.export(&client).await;
-                        let _ = done.send(());
-                    }
-                    None => {
-                        self.export(&client).await;
-                        return;
-                    }
-                },
-                _ = tick.tick() => self.export(&client).await,
+            // Woken by a full batch, only full batches go; by the timer (or a flush, or the
+            // end), everything waiting goes. So batches stay full under load.
+            let timer = tokio::select! {
+                _ = self.queue.wake.notified() => false,
+                _ = tick.tick() => true,
+            };
+            // The flushes asked for so far are answered once what preceded them is sent.
+            let (flushes, closed) = {
+                let mut pending = self.queue.lock();
+                (std::mem::take(&mut pending.flushes), pending.closed)
+            };
+            let everything = timer || closed || !flushes.is_empty();
+            for batch in self.queue.take(everything) {
+                self.export(&client, &batch).await;
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+            if closed {
+                return;
             }
         }
     }
 
-    async fn export(&mut self, client: &awc::Client) {
-        if self.pending_count == 0 {
-            return;
-        }
-        let count = std::mem::take(&mut self.pending_count) as u64;
-        let body = self.encode();
-        for spans in &mut self.pending {
-            spans.clear();
-        }
+    async fn export(&mut self, client: &awc::Client, batch: &Batch) {
+        let count = batch.count as u64;
+        let body = self.encode(batch);
         let mut request = client
             .post(&self.settings.endpoint)
             .insert_header(("content-type", "application/x-protobuf"));
@@ -130,7 +208,11 @@ impl Batcher {
             request = request.insert_header((name.as_str(), value.expose()));
         }
         let outcome = match request.send_body(body).await {
-            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(mut response) if response.status().is_success() => {
+                // Read (it is tiny) so that the connection is kept for the next batch.
+                let _ = response.body().limit(64 * 1024).await;
+                Ok(())
+            }
             Ok(response) => Err(format!("answered {}", response.status())),
             Err(e) => Err(e.to_string()),
         };
@@ -154,10 +236,10 @@ impl Batcher {
         }
     }
 
-    /// One request with a ResourceSpans per service that has spans waiting.
-    fn encode(&self) -> Vec<u8> {
-        let groups: Vec<ResourceSpans<'_>> = self
-            .pending
+    /// One request with a ResourceSpans per service that has spans in `batch`.
+    fn encode(&self, batch: &Batch) -> Vec<u8> {
+        let groups: Vec<ResourceSpans<'_>> = batch
+            .spans
             .iter()
             .zip(&self.resources)
             .filter(|(spans, _)| !spans.is_empty())

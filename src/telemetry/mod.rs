@@ -111,7 +111,7 @@ impl Tracer {
 
     pub fn record(&self, span: SpanData) {
         if let Some(recording) = &self.inner {
-            recording.exporter.send(recording.resource, span);
+            recording.exporter.send(recording.resource, &span);
         }
     }
 

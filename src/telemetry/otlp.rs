@@ -96,14 +96,25 @@ impl Writer {
     }
 }
 
-/// One resource (a service) and its spans.
+/// One resource (a service) and its spans, already encoded by `encode_span`.
 pub struct ResourceSpans<'a> {
     pub resource: &'a [(String, Value)],
-    pub spans: &'a [SpanData],
+    pub spans: &'a [u8],
 }
 
 /// The instrumentation scope every span is reported under.
 const SCOPE: &str = "ecommerce";
+
+/// Appends `span` to `out` as one entry of `ScopeSpans.spans`, ready for
+/// `export_request`: spans are encoded where they end, so the export thread only
+/// concatenates them.
+pub fn encode_span(out: &mut Vec<u8>, span: &SpanData) {
+    let mut w = Writer {
+        buf: std::mem::take(out),
+    };
+    w.message(2, |w| write_span(w, span));
+    *out = w.buf;
+}
 
 /// `ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }`.
 pub fn export_request(resources: &[ResourceSpans<'_>]) -> Vec<u8> {
@@ -123,9 +134,7 @@ pub fn export_request(resources: &[ResourceSpans<'_>]) -> Vec<u8> {
                     w.string(1, SCOPE);
                     w.string(2, env!("CARGO_PKG_VERSION"));
                 });
-                for span in rs.spans {
-                    w.message(2, |w| write_span(w, span));
-                }
+                w.buf.extend_from_slice(rs.spans);
             });
         });
     }

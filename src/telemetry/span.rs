@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HeaderValue;
@@ -71,9 +72,21 @@ pub struct SpanData {
     pub error: Option<String>,
 }
 
-pub fn unix_nanos(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+/// The wall-clock time of `at`, in nanoseconds since the Unix epoch: measured from one
+/// reading of both clocks at first use, so that timing a span reads the clock no more
+/// than its duration does.
+pub fn unix_nanos(at: Instant) -> u64 {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (instant, wall) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (Instant::now(), wall)
+    });
+    match at.checked_duration_since(*instant) {
+        Some(after) => wall + after.as_nanos() as u64,
+        None => wall.saturating_sub(instant.duration_since(at).as_nanos() as u64),
+    }
 }
 
 /// The request a task is serving: its trace, the baggage it carries on, its role, and
@@ -149,7 +162,6 @@ pub struct Call {
     peer: Peer,
     operation: &'static str,
     started: Instant,
-    start_unix_nanos: u64,
     span_id: [u8; 8],
     current: Option<Current>,
     name: Cow<'static, str>,
@@ -170,11 +182,6 @@ impl Call {
             peer,
             operation,
             started: Instant::now(),
-            start_unix_nanos: if recording {
-                unix_nanos(SystemTime::now())
-            } else {
-                0
-            },
             span_id: TraceContext::new_span_id(),
             name: if recording { name() } else { Cow::Borrowed("") },
             attributes: Vec::new(),
@@ -263,7 +270,7 @@ impl Call {
                 Some(message.to_string())
             }
         };
-        let end = self.start_unix_nanos + elapsed.as_nanos() as u64;
+        let start = unix_nanos(self.started);
         current.role.tracer.record(SpanData {
             trace_id: current.trace.trace_id,
             span_id: self.span_id,
@@ -272,8 +279,8 @@ impl Call {
             flags: current.trace.flags,
             name: self.name,
             kind: Kind::Client,
-            start_unix_nanos: self.start_unix_nanos,
-            end_unix_nanos: end,
+            start_unix_nanos: start,
+            end_unix_nanos: start + elapsed.as_nanos() as u64,
             attributes,
             error,
         });
@@ -319,6 +326,16 @@ mod tests {
         assert_eq!(status_class(404), "4xx");
         assert_eq!(status_class(599), "5xx");
         assert_eq!(status_class(42), "5xx");
+    }
+
+    #[test]
+    fn span_times_are_wall_clock_and_keep_durations() {
+        let earlier = Instant::now();
+        let later = earlier + std::time::Duration::from_millis(250);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(unix_nanos(later) - unix_nanos(earlier), 250_000_000);
+        let skew = (unix_nanos(earlier) as i128 - now.as_nanos() as i128).abs();
+        assert!(skew < 1_000_000_000, "{skew} ns off the wall clock");
     }
 
     #[test]
