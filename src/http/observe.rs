@@ -210,7 +210,11 @@ fn request_attributes(req: &ServiceRequest) -> Vec<(&'static str, Value)> {
         _ => "1.1",
     };
     attributes.push(("network.protocol.version", version.into()));
-    if let Some(agent) = req.headers().get("user-agent").and_then(|v| v.to_str().ok()) {
+    if let Some(agent) = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+    {
         attributes.push(("user_agent.original", agent.to_string().into()));
     }
     attributes

@@ -1,9 +1,9 @@
 //! The span exporter: a bounded queue that request handlers never wait on, and a thread
 //! of its own that sends it in batches to the OTLP endpoint.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ struct Pending {
     ready: VecDeque<Batch>,
     /// Spans in all of them, bounded by `max_queue`.
     queued: usize,
+    /// Batches sent and emptied, to be filled again: their buffers keep their size, so a
+    /// busy shop does not allocate (and free) a batch's worth of memory per batch.
+    spare: Vec<Batch>,
     /// Callers waiting until what was queued before they asked is sent.
     flushes: Vec<oneshot::Sender<()>>,
     /// The exporter is gone: send what is left, then stop.
@@ -63,17 +66,28 @@ impl Queue {
         let mut pending = self.lock();
         let mut batches: Vec<Batch> = pending.ready.drain(..).collect();
         if everything && pending.open.count > 0 {
-            let open = std::mem::replace(&mut pending.open, self.empty_batch());
-            batches.push(open);
+            let empty = self.empty_batch(&mut pending);
+            batches.push(std::mem::replace(&mut pending.open, empty));
         }
         pending.queued -= batches.iter().map(|b| b.count).sum::<usize>();
         batches
     }
 
-    fn empty_batch(&self) -> Batch {
-        Batch {
+    /// A batch to fill: a spare one when there is one.
+    fn empty_batch(&self, pending: &mut Pending) -> Batch {
+        pending.spare.pop().unwrap_or_else(|| Batch {
             spans: vec![Vec::new(); self.resources],
             count: 0,
+        })
+    }
+
+    /// Keeps a sent batch's buffers for reuse (two at most: one filling, one sending).
+    fn recycle(&self, mut batch: Batch) {
+        batch.spans.iter_mut().for_each(Vec::clear);
+        batch.count = 0;
+        let mut pending = self.lock();
+        if pending.spare.len() < 2 {
+            pending.spare.push(batch);
         }
     }
 }
@@ -93,14 +107,17 @@ impl Exporter {
     /// Starts the export thread. `resources` are the resource attributes of each service
     /// that spans are recorded for (indexed as in `send`).
     pub fn start(settings: &Otlp, resources: Vec<Vec<(String, Value)>>) -> std::io::Result<Self> {
-        let mut queue = Queue {
+        let queue = Queue {
             pending: Mutex::default(),
             wake: Notify::new(),
             max_queue: settings.max_queue,
             max_batch: settings.max_batch,
             resources: resources.len(),
         };
-        queue.pending.get_mut().unwrap_or_else(|e| e.into_inner()).open = queue.empty_batch();
+        {
+            let mut pending = queue.lock();
+            pending.open = queue.empty_batch(&mut pending);
+        }
         let queue = Arc::new(queue);
         let stats = Arc::new(Stats::default());
         let batcher = Batcher {
@@ -133,7 +150,8 @@ impl Exporter {
             if pending.open.count < self.queue.max_batch {
                 return;
             }
-            let full = std::mem::replace(&mut pending.open, self.queue.empty_batch());
+            let empty = self.queue.empty_batch(&mut pending);
+            let full = std::mem::replace(&mut pending.open, empty);
             pending.ready.push_back(full);
             drop(pending);
             self.queue.wake.notify_one();
@@ -188,6 +206,7 @@ impl Batcher {
             let everything = timer || closed || !flushes.is_empty();
             for batch in self.queue.take(everything) {
                 self.export(&client, &batch).await;
+                self.queue.recycle(batch);
             }
             for done in flushes {
                 let _ = done.send(());

@@ -51,25 +51,28 @@ impl Writer {
         self.varint(v);
     }
 
-    /// A nested message: written after its key, then its length inserted before it
-    /// (one move of the bytes instead of a buffer per message).
+    /// A nested message: its key, a one-byte length, the body, then the length patched
+    /// in (moving the body only when it is 128 bytes or more, and so needs a longer one).
     fn message(&mut self, field: u32, body: impl FnOnce(&mut Self)) {
         self.key(field, LEN);
+        self.buf.push(0);
         let start = self.buf.len();
         body(self);
-        let mut len = (self.buf.len() - start) as u64;
-        let mut prefix = [0u8; 10];
-        let mut n = 0;
-        loop {
-            let byte = (len & 0x7f) as u8;
-            len >>= 7;
-            prefix[n] = if len == 0 { byte } else { byte | 0x80 };
-            n += 1;
-            if len == 0 {
-                break;
-            }
+        let len = self.buf.len() - start;
+        if len < 0x80 {
+            self.buf[start - 1] = len as u8;
+            return;
         }
-        self.buf.splice(start..start, prefix[..n].iter().copied());
+        let mut prefix = [0u8; 10];
+        let (mut rest, mut n) = (len as u64, 0);
+        while rest >= 0x80 {
+            prefix[n] = rest as u8 | 0x80;
+            rest >>= 7;
+            n += 1;
+        }
+        prefix[n] = rest as u8;
+        self.buf[start - 1] = prefix[0];
+        self.buf.splice(start..start, prefix[1..=n].iter().copied());
     }
 
     /// `KeyValue { key = 1; AnyValue value = 2 }`.
@@ -186,11 +189,20 @@ mod tests {
         let mut w = Writer::default();
         w.uint(1, 300);
         assert_eq!(w.buf, [0x08, 0xac, 0x02]);
-        let mut w = Writer::default();
-        // A nested body of 200 bytes needs a two-byte length.
-        w.message(2, |w| w.buf.extend_from_slice(&[7u8; 200]));
-        assert_eq!(&w.buf[..3], &[0x12, 0xc8, 0x01]);
-        assert_eq!(w.buf.len(), 3 + 200);
+        // Nested lengths of one, two and three bytes, the body kept whole after them.
+        for (len, prefix) in [
+            (127, vec![0x7f]),
+            (128, vec![0x80, 0x01]),
+            (200, vec![0xc8, 0x01]),
+            (20_000, vec![0xa0, 0x9c, 0x01]),
+        ] {
+            let mut w = Writer::default();
+            w.message(2, |w| w.buf.extend_from_slice(&vec![7u8; len]));
+            assert_eq!(w.buf[0], 0x12);
+            assert_eq!(&w.buf[1..1 + prefix.len()], &prefix[..], "{len}");
+            assert_eq!(w.buf.len(), 1 + prefix.len() + len);
+            assert!(w.buf[1 + prefix.len()..].iter().all(|b| *b == 7));
+        }
     }
 
     #[test]
