@@ -2,8 +2,10 @@
 # Tests the local topology runner and plays the k6 journey against the production
 # topology (every role its own process, wired through the api-gateway):
 #
-#   1. `topology.sh start` (embedded stores), the k6 journey for a short bounded run,
-#      `topology.sh stop`, then: no process from the PID files alive, every port free;
+#   1. `topology.sh start` (embedded stores), exporting traces to scripts/otlp_sink.py,
+#      the k6 journey for a short bounded run, `topology.sh stop`, then: no process from
+#      the PID files alive, every port free, and every role's server spans arrived, each
+#      marked synthetic_request=true (the journey's baggage, carried across every hop);
 #   2. the same on Redis and PostgreSQL, when they answer (REDIS_URL, POSTGRES_URL);
 #   3. `topology.sh run` in the background, SIGTERM to it: it stops every role and exits.
 #
@@ -71,8 +73,10 @@ fi
 export BASE_PORT
 
 RUN_PID=""
+SINK_PID=""
 cleanup() {
   local rc=$?
+  if [ -n "$SINK_PID" ]; then kill -TERM "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; fi
   if [ -n "$RUN_PID" ] && kill -0 "$RUN_PID" 2>/dev/null; then
     kill -TERM "$RUN_PID" 2>/dev/null || true
     wait "$RUN_PID" 2>/dev/null || true
@@ -119,10 +123,45 @@ assert_all_gone() {
   step "stopped cleanly: PIDs ${PIDS[*]} gone, ports $BASE_PORT-$((BASE_PORT + 6)) free"
 }
 
+# Starts the test OTLP receiver; SINK_URL is where it listens.
+start_sink() {
+  local port_file="$TOPOLOGY_DIR/sink.port"
+  mkdir -p "$TOPOLOGY_DIR"
+  rm -f "$port_file"
+  python3 "$ROOT/scripts/otlp_sink.py" --mark synthetic_request --port-file "$port_file" \
+    >"$TOPOLOGY_DIR/sink.out" 2>"$TOPOLOGY_DIR/sink.log" &
+  SINK_PID=$!
+  for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
+  [ -s "$port_file" ] || fail "the OTLP sink did not start (see $TOPOLOGY_DIR/sink.log)"
+  SINK_URL="http://127.0.0.1:$(cat "$port_file")"
+}
+
+# Every role sent server spans, and every one of them carries the journey's marker.
+assert_synthetic_spans() {
+  local stats
+  stats=$(curl -sf "$SINK_URL/stats") || fail "the OTLP sink does not answer"
+  kill -TERM "$SINK_PID" 2>/dev/null || true
+  wait "$SINK_PID" 2>/dev/null || true
+  SINK_PID=""
+  python3 - "$stats" <<'PY' || fail "the journey's spans are incomplete or unmarked: $stats"
+import json, sys
+stats = json.loads(sys.argv[1])
+servers, marked = stats["server_spans_by_service"], stats["marked_by_service"]
+roles = ["web-gateway", "api-gateway", "cart", "checkout", "content", "payment", "product"]
+bad = [r for r in roles if servers.get(r, 0) == 0 or marked.get(r, 0) != servers[r]]
+for r in roles:
+    print(f"   {r}: {servers.get(r, 0)} server spans, {marked.get(r, 0)} marked synthetic")
+sys.exit(1 if bad or stats["undecodable"] else 0)
+PY
+  step "traces: every role's server spans arrived, all marked synthetic_request=true"
+}
+
 journey_against_topology() {
   local stores=$1
-  step "starting the topology (stores: $stores) on ports $BASE_PORT-$((BASE_PORT + 6))"
-  PAYMENT_DELAY_MS=${PAYMENT_DELAY_MS:-500-1000} "$TOPOLOGY" start --stores "$stores"
+  step "starting the topology (stores: $stores) on ports $BASE_PORT-$((BASE_PORT + 6)), exporting traces"
+  start_sink
+  OTEL_EXPORTER_OTLP_ENDPOINT="$SINK_URL" OTEL_BSP_SCHEDULE_DELAY=500 \
+    PAYMENT_DELAY_MS=${PAYMENT_DELAY_MS:-500-1000} "$TOPOLOGY" start --stores "$stores"
   remember_pids
   "$TOPOLOGY" status >/dev/null || fail "status does not report every role running"
 
@@ -136,9 +175,10 @@ journey_against_topology() {
   [ "$journeys" -gt 0 ] || fail "k6 completed no journey"
   step "k6 passed: $journeys journeys completed"
 
-  step "stopping the topology"
+  step "stopping the topology (the roles send their last spans on the way out)"
   "$TOPOLOGY" stop
   assert_all_gone
+  assert_synthetic_spans
 }
 
 real_answers() {
