@@ -37,6 +37,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+NAME=bench
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 COMMAND_LINE="$(for v in BENCH_SECONDS BENCH_CONNS WARMUP_SECONDS WRK_THREADS; do
   if [ -n "${!v:-}" ]; then printf '%s=%q ' "$v" "${!v}"; fi; done)scripts/bench.sh"
 
@@ -78,27 +81,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-stop_pid() { # pid what: SIGTERM, then SIGKILL after 10 s
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "bench: $2 (PID $pid) ignored SIGTERM: SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
-
-listening() {
-  if command -v ss >/dev/null; then [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; else answers 127.0.0.1 "$1"; fi
-}
-
 free_block() { # first base from $1 (step 10) with 7 free ports
   local base=$1 p ok
   while [ "$base" -lt 60000 ]; do
@@ -113,16 +95,7 @@ free_block() { # first base from $1 (step 10) with 7 free ports
 # ---- tools ---------------------------------------------------------------------------
 
 ensure_tools() {
-  local missing=()
-  command -v wrk >/dev/null || missing+=(wrk)
-  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-  if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "${missing[*]} missing: apt-get install -y ${missing[*]} (as root)"
-    say "installing ${missing[*]} (apt-get)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
-  fi
-  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+  ensure_wrk_and_nginx
   command -v python3 >/dev/null || die "python3 is needed to write the report"
   command -v curl >/dev/null || die "curl is needed"
   K6=$("$ROOT/scripts/k6/ensure-k6.sh")
@@ -157,25 +130,6 @@ EOF
 }
 
 # The wrk script: method, body, headers, and a machine-readable summary at the end.
-wrk_script() { # file method body
-  local file=$1 method=$2 body=$3
-  {
-    echo "wrk.method = \"$method\""
-    if [ -n "$body" ]; then
-      printf 'wrk.body = [[%s]]\n' "$body"
-      echo 'wrk.headers["Content-Type"] = "application/json"'
-    fi
-    cat <<'EOF'
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRKRESULT requests=%.0f duration_us=%.0f p50_us=%.0f p99_us=%.0f connect=%.0f read=%.0f write=%.0f status=%.0f timeout=%.0f\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-EOF
-  } >"$file"
-}
 
 # wrk_run scenario conns url script rss_fn: a measured run, recorded in $RESULTS.
 wrk_run() {

@@ -25,6 +25,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+NAME=test-topology
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 TOPOLOGY="$ROOT/scripts/topology.sh"
 export TOPOLOGY_DIR="$ROOT/target/topology-test"
@@ -46,16 +49,6 @@ export REDIS_URL POSTGRES_URL
 
 step() { echo "== test-topology: $*"; }
 fail() { echo "test-topology: FAILED: $*" >&2; exit 1; }
-
-answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
-
-listening() { # port: true when something listens on 127.0.0.1:port
-  if command -v ss >/dev/null; then
-    [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
-  else
-    answers 127.0.0.1 "$1"
-  fi
-}
 
 block_free() { # base: true when base..base+6 are all free
   local p
