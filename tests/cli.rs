@@ -128,6 +128,23 @@ fn an_unknown_fault_exits_non_zero_with_one_line_naming_fault() {
 }
 
 #[test]
+fn an_otlp_endpoint_it_cannot_reach_exits_non_zero_with_one_line_naming_the_variable() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ] {
+        let mut command = ecommerce(&["serve", "--role", "cart", "--listen", &listen]);
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        command.env(var, value);
+
+        let output = run_to_exit(command);
+
+        assert_one_line_naming(&output, var);
+    }
+}
+
+#[test]
 fn bad_values_from_the_environment_are_reported_like_options() {
     let mut command = ecommerce(&["serve"]);
     command.env("ECOMMERCE_ROLE", "basket");

@@ -41,10 +41,12 @@ pub async fn observe(
         recording,
         fault: fault.clone(),
     };
-    let synthetic = current
-        .baggage
-        .as_ref()
-        .is_some_and(|b| baggage_entry(b, "synthetic_request").as_deref() == Some("true"));
+    // Traffic generators say so in their baggage; tools tell them from people by it.
+    let synthetic = recording
+        && current
+            .baggage
+            .as_ref()
+            .is_some_and(|b| baggage_entry(b, "synthetic_request").as_deref() == Some("true"));
 
     let in_flight = role.metrics.in_flight();
     let result = span::scope(current, next.call(req)).await;
