@@ -1,5 +1,6 @@
 //! What every role does: health, readiness, identity, metrics, JSON 404s, trace context.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::{Method, StatusCode};
@@ -117,6 +118,16 @@ async fn a_dependency_that_is_down_makes_readyz_503_naming_it() {
 #[actix_web::test]
 async fn metrics_are_prometheus_text() {
     let app = spawn_app().await;
+    // Traffic through every role first, so that each has histograms to show.
+    let session = app.session().await;
+    app.put_line(&session, SWEET_TEA, 1).await;
+    assert_eq!(
+        app.checkout(&session, GOOD_CARD).await.status,
+        StatusCode::OK
+    );
+    for role in Role::ALL {
+        app.get(&app.url(role, "/healthz")).await;
+    }
 
     for role in Role::ALL {
         let reply = app.get(&app.url(role, "/metrics")).await;
@@ -136,17 +147,85 @@ async fn metrics_are_prometheus_text() {
             text.contains("# TYPE http_server_request_duration_seconds histogram"),
             "{role}"
         );
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            assert!(value.parse::<f64>().is_ok(), "{role}: {line}");
+        check_exposition(role, &text);
+    }
+}
+
+/// The text exposition format's rules, as Prometheus parses it: every sample belongs to
+/// a family declared by `# TYPE` before it, labels are `name="value"` pairs, values are
+/// numbers, and each histogram's buckets are cumulative up to `+Inf` = `_count`.
+fn check_exposition(role: Role, text: &str) {
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut buckets: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut counts: HashMap<String, f64> = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = declared.split_once(' ').unwrap();
             assert!(
-                series.contains(&format!("service=\"{role}\"")),
+                ["counter", "gauge", "histogram"].contains(&kind),
                 "{role}: {line}"
             );
+            types.insert(name.to_string(), kind.to_string());
+            continue;
         }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("{role}: {line}"));
+        let (name, labels) = series
+            .strip_suffix('}')
+            .and_then(|s| s.split_once('{'))
+            .unwrap_or_else(|| panic!("{role}: no labels: {line}"));
+        let mut pairs = Vec::new();
+        let mut rest = labels;
+        while !rest.is_empty() {
+            let (key, after) = rest
+                .split_once("=\"")
+                .unwrap_or_else(|| panic!("{role}: {line}"));
+            let end = after
+                .char_indices()
+                .find(|&(i, c)| c == '"' && !after[..i].ends_with('\\'))
+                .map(|(i, _)| i)
+                .unwrap_or_else(|| panic!("{role}: unterminated label: {line}"));
+            pairs.push((key.to_string(), after[..end].to_string()));
+            rest = after[end + 1..].trim_start_matches(',');
+        }
+        assert!(
+            pairs.contains(&("service".to_string(), role.as_str().to_string())),
+            "{role}: {line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| types.get(*base).map(String::as_str) == Some("histogram"))
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family),
+            "{role}: no # TYPE before {line}"
+        );
+        let key = |pairs: &[(String, String)]| {
+            let mut others: Vec<_> = pairs.iter().filter(|(k, _)| k != "le").collect();
+            others.sort();
+            format!("{family}{others:?}")
+        };
+        if name.ends_with("_bucket") && family != name {
+            buckets.entry(key(&pairs)).or_default().push(value);
+        } else if name.ends_with("_count") && family != name {
+            counts.insert(key(&pairs), value);
+        }
+    }
+    assert!(!buckets.is_empty(), "{role}: no histogram series");
+    for (series, values) in &buckets {
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "{role}: buckets not cumulative: {series} {values:?}"
+        );
+        assert_eq!(
+            values.last(),
+            counts.get(series),
+            "{role}: +Inf is not _count: {series}"
+        );
     }
 }
 
