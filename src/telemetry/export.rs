@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,23 +23,31 @@ pub struct Stats {
     pub failed: AtomicU64,
 }
 
-/// Spans waiting for the export thread, encoded. Workers lock it only to append a span;
-/// the thread is woken once per full batch (or flush), never per span.
+/// Spans waiting for the export thread, encoded. Each worker thread fills a batch of its
+/// own (a lock no other worker takes, so workers never contend), and hands it over when
+/// full; the export thread is woken once per full batch, never per span, and collects
+/// the partly filled ones on its timer.
 struct Queue {
-    pending: Mutex<Pending>,
+    /// Tells this queue's shards from another exporter's in a thread's table.
+    id: usize,
+    shards: Mutex<Vec<Arc<Shard>>>,
+    ready: Mutex<Ready>,
     wake: Notify,
     max_queue: usize,
     max_batch: usize,
     resources: usize,
 }
 
+/// One worker thread's batch being filled.
+struct Shard {
+    open: Mutex<Batch>,
+}
+
 #[derive(Default)]
-struct Pending {
-    /// The batch being filled, and full ones ready to go, oldest first.
-    open: Batch,
-    ready: VecDeque<Batch>,
-    /// Spans in all of them, bounded by `max_queue`.
-    queued: usize,
+struct Ready {
+    /// Full batches, oldest first, and the spans in them (at most `max_queue`).
+    batches: VecDeque<Batch>,
+    spans: usize,
     /// Batches sent and emptied, to be filled again: their buffers keep their size, so a
     /// busy shop does not allocate (and free) a batch's worth of memory per batch.
     spare: Vec<Batch>,
@@ -56,38 +64,83 @@ struct Batch {
     count: usize,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The full batches, and (with `everything`) the one being filled.
-    fn take(&self, everything: bool) -> Vec<Batch> {
-        let mut pending = self.lock();
-        let mut batches: Vec<Batch> = pending.ready.drain(..).collect();
-        if everything && pending.open.count > 0 {
-            let empty = self.empty_batch(&mut pending);
-            batches.push(std::mem::replace(&mut pending.open, empty));
-        }
-        pending.queued -= batches.iter().map(|b| b.count).sum::<usize>();
-        batches
-    }
-
     /// A batch to fill: a spare one when there is one.
-    fn empty_batch(&self, pending: &mut Pending) -> Batch {
-        pending.spare.pop().unwrap_or_else(|| Batch {
+    fn empty_batch(&self, ready: &mut Ready) -> Batch {
+        ready.spare.pop().unwrap_or_else(|| Batch {
             spans: vec![Vec::new(); self.resources],
             count: 0,
         })
     }
 
-    /// Keeps a sent batch's buffers for reuse (two at most: one filling, one sending).
-    fn recycle(&self, mut batch: Batch) {
+    /// Runs `f` on this thread's shard, made on the thread's first span.
+    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
+        SHARDS.with_borrow_mut(|shards| {
+            if let Some((_, shard)) = shards.iter().find(|(id, _)| *id == self.id) {
+                return f(shard);
+            }
+            let empty = self.empty_batch(&mut lock(&self.ready));
+            let shard = Arc::new(Shard {
+                open: Mutex::new(empty),
+            });
+            lock(&self.shards).push(shard.clone());
+            shards.push((self.id, shard));
+            f(&shards.last().expect("just pushed").1)
+        })
+    }
+
+    /// Hands a full batch over (dropped, and counted, when the queue is full).
+    fn seal(&self, open: &mut Batch, stats: &Stats) {
+        let mut ready = lock(&self.ready);
+        let empty = self.empty_batch(&mut ready);
+        let full = std::mem::replace(open, empty);
+        if ready.spans + full.count > self.max_queue {
+            stats
+                .dropped
+                .fetch_add(full.count as u64, Ordering::Relaxed);
+            self.recycle_locked(&mut ready, full);
+            return;
+        }
+        ready.spans += full.count;
+        ready.batches.push_back(full);
+        drop(ready);
+        self.wake.notify_one();
+    }
+
+    /// The full batches, and (with `everything`) every shard's partly filled one.
+    fn take(&self, everything: bool) -> Vec<Batch> {
+        let mut partial = Vec::new();
+        if everything {
+            let shards = lock(&self.shards).clone();
+            for shard in shards {
+                let mut open = lock(&shard.open);
+                if open.count > 0 {
+                    let empty = self.empty_batch(&mut lock(&self.ready));
+                    partial.push(std::mem::replace(&mut *open, empty));
+                }
+            }
+        }
+        let mut ready = lock(&self.ready);
+        ready.spans = 0;
+        let mut batches: Vec<Batch> = ready.batches.drain(..).collect();
+        batches.extend(partial);
+        batches
+    }
+
+    /// Keeps a sent batch's buffers for reuse.
+    fn recycle(&self, batch: Batch) {
+        self.recycle_locked(&mut lock(&self.ready), batch);
+    }
+
+    fn recycle_locked(&self, ready: &mut Ready, mut batch: Batch) {
         batch.spans.iter_mut().for_each(Vec::clear);
         batch.count = 0;
-        let mut pending = self.lock();
-        if pending.spare.len() < 2 {
-            pending.spare.push(batch);
+        if ready.spare.len() < 4 {
+            ready.spare.push(batch);
         }
     }
 }
@@ -95,6 +148,8 @@ impl Queue {
 thread_local! {
     /// Where a worker encodes a span before queueing it (reused: no allocation).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// This thread's shard of each exporter it has sent spans to.
+    static SHARDS: RefCell<Vec<(usize, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The sending side, shared by every worker of every role of the process.
@@ -107,18 +162,16 @@ impl Exporter {
     /// Starts the export thread. `resources` are the resource attributes of each service
     /// that spans are recorded for (indexed as in `send`).
     pub fn start(settings: &Otlp, resources: Vec<Vec<(String, Value)>>) -> std::io::Result<Self> {
-        let queue = Queue {
-            pending: Mutex::default(),
+        static EXPORTERS: AtomicUsize = AtomicUsize::new(0);
+        let queue = Arc::new(Queue {
+            id: EXPORTERS.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::default(),
+            ready: Mutex::default(),
             wake: Notify::new(),
             max_queue: settings.max_queue,
             max_batch: settings.max_batch,
             resources: resources.len(),
-        };
-        {
-            let mut pending = queue.lock();
-            pending.open = queue.empty_batch(&mut pending);
-        }
-        let queue = Arc::new(queue);
+        });
         let stats = Arc::new(Stats::default());
         let batcher = Batcher {
             settings: settings.clone(),
@@ -138,30 +191,21 @@ impl Exporter {
         SCRATCH.with_borrow_mut(|encoded| {
             encoded.clear();
             otlp::encode_span(encoded, span);
-            let mut pending = self.queue.lock();
-            if pending.queued >= self.queue.max_queue {
-                drop(pending);
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            pending.open.spans[resource].extend_from_slice(encoded);
-            pending.open.count += 1;
-            pending.queued += 1;
-            if pending.open.count < self.queue.max_batch {
-                return;
-            }
-            let empty = self.queue.empty_batch(&mut pending);
-            let full = std::mem::replace(&mut pending.open, empty);
-            pending.ready.push_back(full);
-            drop(pending);
-            self.queue.wake.notify_one();
+            self.queue.with_shard(|shard| {
+                let mut open = lock(&shard.open);
+                open.spans[resource].extend_from_slice(encoded);
+                open.count += 1;
+                if open.count >= self.queue.max_batch {
+                    self.queue.seal(&mut open, &self.stats);
+                }
+            });
         });
     }
 
     /// Sends everything queued so far, waiting at most `timeout`.
     pub async fn flush(&self, timeout: Duration) {
         let (done, wait) = oneshot::channel();
-        self.queue.lock().flushes.push(done);
+        lock(&self.queue.ready).flushes.push(done);
         self.queue.wake.notify_one();
         let _ = tokio::time::timeout(timeout, wait).await;
     }
@@ -169,7 +213,7 @@ impl Exporter {
 
 impl Drop for Exporter {
     fn drop(&mut self) {
-        self.queue.lock().closed = true;
+        lock(&self.queue.ready).closed = true;
         self.queue.wake.notify_one();
     }
 }
@@ -200,8 +244,8 @@ impl Batcher {
             };
             // The flushes asked for so far are answered once what preceded them is sent.
             let (flushes, closed) = {
-                let mut pending = self.queue.lock();
-                (std::mem::take(&mut pending.flushes), pending.closed)
+                let mut ready = lock(&self.queue.ready);
+                (std::mem::take(&mut ready.flushes), ready.closed)
             };
             let everything = timer || closed || !flushes.is_empty();
             for batch in self.queue.take(everything) {
