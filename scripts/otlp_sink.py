@@ -140,16 +140,22 @@ def fields(buf, start, end):
         pos = after
 
 
+def key_value(buf, start, end):
+    """(key bytes, (start, end) of the AnyValue or None) of one KeyValue."""
+    key = value = None
+    for number, wire, s, e in fields(buf, start, end):
+        if number == 1 and wire == 2:
+            key = bytes(buf[s:e])
+        elif number == 2 and wire == 2:
+            value = (s, e)
+    return key, value
+
+
 def service_name(buf, start, end):
     for number, wire, s, e in fields(buf, start, end):  # Resource
         if number != 1 or wire != 2:
             continue
-        key = value = None
-        for n2, w2, s2, e2 in fields(buf, s, e):  # KeyValue
-            if n2 == 1 and w2 == 2:
-                key = bytes(buf[s2:e2])
-            elif n2 == 2 and w2 == 2:
-                value = (s2, e2)
+        key, value = key_value(buf, s, e)
         if key == b"service.name" and value:
             for n3, w3, s3, e3 in fields(buf, *value):  # AnyValue
                 if n3 == 1 and w3 == 2:
@@ -164,12 +170,7 @@ def server_and_marked(buf, start, end):
         if number == 6 and wire == 0:
             server = varint(buf, s, e)[0] == 2
         elif number == 9 and wire == 2 and not marked:
-            key = value = None
-            for n2, w2, s2, e2 in fields(buf, s, e):  # KeyValue
-                if n2 == 1 and w2 == 2:
-                    key = bytes(buf[s2:e2])
-                elif n2 == 2 and w2 == 2:
-                    value = (s2, e2)
+            key, value = key_value(buf, s, e)
             if key == MARK and value:
                 marked = any(n3 == 2 and w3 == 0 and varint(buf, s3, e3)[0] == 1
                              for n3, w3, s3, e3 in fields(buf, *value))  # AnyValue

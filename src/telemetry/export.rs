@@ -127,7 +127,22 @@ impl Queue {
         let mut ready = lock(&self.ready);
         ready.spans = 0;
         let mut batches: Vec<Batch> = ready.batches.drain(..).collect();
-        batches.extend(partial);
+        // The workers' partly filled batches go together, so that a quiet shop sends
+        // one request per interval, not one per worker.
+        let mut merged: Vec<Batch> = Vec::new();
+        for part in partial {
+            match merged.last_mut() {
+                Some(last) if last.count + part.count <= self.max_batch => {
+                    for (into, from) in last.spans.iter_mut().zip(&part.spans) {
+                        into.extend_from_slice(from);
+                    }
+                    last.count += part.count;
+                    self.recycle_locked(&mut ready, part);
+                }
+                _ => merged.push(part),
+            }
+        }
+        batches.extend(merged);
         batches
     }
 

@@ -653,44 +653,7 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A small HTTP server the test controls, standing in for a bucket or an upstream.
-pub struct Stub {
-    pub url: String,
-    handle: ServerHandle,
-}
-
-impl Stub {
-    /// Serves the routes `configure` adds (404 for anything else) on a free port.
-    pub fn start<F>(configure: F) -> Stub
-    where
-        F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server =
-            actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Stub { url, handle }
-    }
-
-    /// Stops the server at once; connections to it are refused afterwards.
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
-    }
-}
+pub use crate::support::Stub;
 
 /// A stub upstream that answers every request with what it received:
 /// `{"method", "path", "query", "body", "headers": {name: value}}`, with the status a

@@ -77,20 +77,28 @@ fn complete(spans: &[Received], caller_span: &str) -> bool {
     parents_known && calls_answered && services.len() >= 6
 }
 
-#[actix_web::test]
-async fn one_checkout_is_one_trace_through_every_service_it_touches() {
+/// A checkout of one product by a caller with `baggage`, on a shop with `faults` that
+/// exports its traces: the answer, the caller's span id, and the checkout's whole trace.
+async fn traced_checkout(faults: &[&str], baggage: &str) -> (Reply, String, Vec<Received>) {
     let receiver = Receiver::start();
-    let app = traced_shop(&receiver, &[]).await;
+    let app = traced_shop(&receiver, faults).await;
     let (trace_id, caller_span, traceparent) = caller();
 
-    let reply = checkout_as(&app, &traceparent, "user=ada").await;
+    let reply = checkout_as(&app, &traceparent, baggage).await;
 
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
     let spans = receiver
         .trace(&trace_id, Duration::from_secs(15), |s| {
             complete(s, &caller_span)
         })
         .await;
+    (reply, caller_span, spans)
+}
+
+#[actix_web::test]
+async fn one_checkout_is_one_trace_through_every_service_it_touches() {
+    let (reply, caller_span, spans) = traced_checkout(&[], "user=ada").await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
     let servers: BTreeSet<&str> = spans
         .iter()
         .filter(|s| s.is_server())
@@ -149,17 +157,9 @@ async fn one_checkout_is_one_trace_through_every_service_it_touches() {
 
 #[actix_web::test]
 async fn spans_carry_the_attributes_and_resource_tools_expect() {
-    let receiver = Receiver::start();
-    let app = traced_shop(&receiver, &[]).await;
-    let (trace_id, caller_span, traceparent) = caller();
+    let (reply, _, spans) = traced_checkout(&[], "user=ada").await;
 
-    checkout_as(&app, &traceparent, "user=ada").await;
-
-    let spans = receiver
-        .trace(&trace_id, Duration::from_secs(15), |s| {
-            complete(s, &caller_span)
-        })
-        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
     let payment = spans
         .iter()
         .find(|s| s.is_server() && s.service == "payment")
@@ -193,17 +193,9 @@ async fn spans_carry_the_attributes_and_resource_tools_expect() {
 
 #[actix_web::test]
 async fn baggage_reaches_every_hop_and_marks_synthetic_traffic() {
-    let receiver = Receiver::start();
-    let app = traced_shop(&receiver, &[]).await;
-    let (trace_id, caller_span, traceparent) = caller();
+    let (reply, _, spans) = traced_checkout(&[], "synthetic_request=true").await;
 
-    checkout_as(&app, &traceparent, "synthetic_request=true").await;
-
-    let spans = receiver
-        .trace(&trace_id, Duration::from_secs(15), |s| {
-            complete(s, &caller_span)
-        })
-        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
     for server in spans.iter().filter(|s| s.is_server()) {
         assert_eq!(
             server.attribute("synthetic_request"),
@@ -217,18 +209,9 @@ async fn baggage_reaches_every_hop_and_marks_synthetic_traffic() {
 
 #[actix_web::test]
 async fn a_fault_that_acts_on_a_request_shows_on_its_span() {
-    let receiver = Receiver::start();
-    let app = traced_shop(&receiver, &["payment-failure=1"]).await;
-    let (trace_id, caller_span, traceparent) = caller();
-
-    let reply = checkout_as(&app, &traceparent, "user=ada").await;
+    let (reply, _, spans) = traced_checkout(&["payment-failure=1"], "user=ada").await;
 
     assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED);
-    let spans = receiver
-        .trace(&trace_id, Duration::from_secs(15), |s| {
-            complete(s, &caller_span)
-        })
-        .await;
     let payment = spans
         .iter()
         .find(|s| s.is_server() && s.service == "payment")

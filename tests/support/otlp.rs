@@ -2,13 +2,13 @@
 //! (with message types declared here from the OpenTelemetry protocol, decoded by prost)
 //! and keeps every span, with the service that sent it.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
+
+use super::Stub;
 
 /// opentelemetry/proto/collector/trace/v1 and the messages it uses, as far as the shop
 /// sends them.
@@ -208,7 +208,8 @@ fn find<'a>(attributes: &'a [proto::KeyValue], key: &str) -> Option<&'a proto::V
 pub struct Receiver {
     pub url: String,
     spans: Arc<Mutex<Vec<Received>>>,
-    handle: ServerHandle,
+    /// Stops with the receiver.
+    _server: Stub,
 }
 
 impl Receiver {
@@ -217,29 +218,22 @@ impl Receiver {
     pub fn start() -> Receiver {
         let spans: Arc<Mutex<Vec<Received>>> = Arc::default();
         let kept = spans.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || {
+        let server = Stub::start(move |cfg| {
             let kept = kept.clone();
-            App::new()
-                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+            cfg.app_data(web::PayloadConfig::new(16 * 1024 * 1024))
                 .route(
                     "/v1/traces",
                     web::post().to(move |req: HttpRequest, body: web::Bytes| {
                         let kept = kept.clone();
                         async move { receive(&req, &body, &kept) }
                     }),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Receiver { url, spans, handle }
+                );
+        });
+        Receiver {
+            url: format!("{}/v1/traces", server.url),
+            spans,
+            _server: server,
+        }
     }
 
     pub fn spans(&self) -> Vec<Received> {
@@ -272,12 +266,6 @@ impl Receiver {
             }
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }
 
