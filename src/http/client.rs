@@ -34,11 +34,19 @@ pub fn build(timeouts: Timeouts) -> awc::Client {
         .finish()
 }
 
+/// Whether a call failed by running out of time (connecting or waiting for the answer).
+fn timed_out(e: &SendRequestError) -> bool {
+    matches!(
+        e,
+        SendRequestError::Timeout | SendRequestError::Connect(awc::error::ConnectError::Timeout)
+    )
+}
+
 /// Maps a failed call to `what` (a service name, never an address) to 502 or 504.
 pub fn send_error(what: &str, e: SendRequestError) -> ApiError {
     match e {
         SendRequestError::Timeout => ApiError::Timeout(format!("{what} did not answer in time")),
-        SendRequestError::Connect(awc::error::ConnectError::Timeout) => {
+        ref e if timed_out(e) => {
             ApiError::Timeout(format!("{what} did not accept the connection in time"))
         }
         other => {
@@ -85,8 +93,7 @@ pub fn end_call<S>(
         Ok(response) => call.finish(Outcome::Status(response.status().as_u16())),
         Err(e) => {
             let kind = match e {
-                SendRequestError::Timeout
-                | SendRequestError::Connect(awc::error::ConnectError::Timeout) => "timeout",
+                e if timed_out(e) => "timeout",
                 SendRequestError::Connect(_) => "connect",
                 _ => "transport",
             };

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
+
 use crate::role::Role;
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -161,17 +163,17 @@ impl Metrics {
         }
     }
 
-    /// A request served; `status` as text (`StatusCode::as_str`).
-    pub fn observe_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
-        let class = match status.as_bytes().first() {
-            Some(b'1') => "1xx",
-            Some(b'2') => "2xx",
-            Some(b'3') => "3xx",
-            Some(b'4') => "4xx",
-            _ => "5xx",
-        };
+    /// A request served.
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let class = status_class(status.as_u16());
         self.requests
-            .observe(&[method, route, status, class], elapsed);
+            .observe(&[method, route, status.as_str(), class], elapsed);
     }
 
     /// A call to another service: `status_class` of its answer, or `error` for none.
@@ -239,6 +241,17 @@ impl Metrics {
     }
 }
 
+/// `2xx`, `4xx`...: the label that keeps status metrics few.
+pub fn status_class(code: u16) -> &'static str {
+    match code {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
 /// Writes one metric: its HELP and TYPE lines, then a line per `(labels, value)` row
 /// (`labels` as `k="v",...` text, the service label first).
 pub fn write_family(
@@ -281,13 +294,13 @@ mod tests {
         m.observe_request(
             "PUT",
             "/{product_id}/{quantity}",
-            "200",
+            StatusCode::OK,
             Duration::from_millis(3),
         );
         m.observe_request(
             "PUT",
             "/{product_id}/{quantity}",
-            "200",
+            StatusCode::OK,
             Duration::from_millis(30),
         );
         m.add("ecommerce_cart_updates_total", &[("operation", "set")], 1.0);
@@ -325,6 +338,14 @@ mod tests {
         assert!(m
             .render()
             .contains("http_server_active_requests{service=\"checkout\"} 0\n"));
+    }
+
+    #[test]
+    fn status_classes_bound_the_label() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(599), "5xx");
+        assert_eq!(status_class(42), "5xx");
     }
 
     #[test]

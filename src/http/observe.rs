@@ -2,7 +2,6 @@
 //! metrics, and the memory-leak fault.
 
 use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -26,21 +25,22 @@ pub async fn observe(
         .expect("every role's app has its context");
     let mut trace = TraceContext::from_headers(req.headers());
     let recording = role.tracer.sample(&mut trace) && !is_probe(req.path());
-    let fault = Rc::new(Cell::new(None));
-    if role.faults.get().memory_leak == Some(role.role) {
-        crate::faults::leak();
-        fault.set(Some("memory-leak"));
-    }
-    let request = recording.then(|| request_attributes(&req));
+    // The faults as the request found them, for its fault and its span.
+    let faults = role.faults.get();
     let method = method_label(req.method());
     let path = req.path().to_string();
+    let request = recording.then(|| request_attributes(&req, method));
     let current = Current {
         trace,
         baggage: baggage(req.headers()),
         role: role.clone(),
         recording,
-        fault: fault.clone(),
+        fault: Cell::new(None),
     };
+    if faults.memory_leak == Some(role.role) {
+        crate::faults::leak();
+        current.fault.set(Some("memory-leak"));
+    }
     // Traffic generators say so in their baggage; tools tell them from people by it.
     let synthetic = recording
         && current
@@ -49,8 +49,10 @@ pub async fn observe(
             .is_some_and(|b| baggage_entry(b, "synthetic_request").as_deref() == Some("true"));
 
     let in_flight = role.metrics.in_flight();
-    let result = span::scope(current, next.call(req)).await;
+    let mut serving = std::pin::pin!(span::scope(current, next.call(req)));
+    let result = serving.as_mut().await;
     drop(in_flight);
+    let fault = serving.as_mut().take_value().and_then(|c| c.fault.get());
 
     let (status, route, error) = match &result {
         Ok(res) => (
@@ -67,21 +69,17 @@ pub async fn observe(
         status,
         elapsed: started.elapsed(),
         error,
-        fault: fault.get(),
+        fault,
     };
-    role.metrics.observe_request(
-        method,
-        served.route_label(),
-        status.as_str(),
-        served.elapsed,
-    );
+    role.metrics
+        .observe_request(method, served.route_label(), status, served.elapsed);
     if let Some(mut attributes) = request {
         if synthetic {
             attributes.push(("synthetic_request", Value::Bool(true)));
         }
-        let faults = role.faults.get().active();
-        if !faults.is_empty() {
-            attributes.push(("ecommerce.faults", Value::Strs(faults)));
+        let active = faults.active();
+        if !active.is_empty() {
+            attributes.push(("ecommerce.faults", Value::Strs(active)));
         }
         role.tracer
             .record(served.span(trace, span::unix_nanos(started), attributes));
@@ -185,9 +183,9 @@ fn is_probe(path: &str) -> bool {
 }
 
 /// The semantic-convention attributes of a request, known before it is served.
-fn request_attributes(req: &ServiceRequest) -> Vec<(&'static str, Value)> {
+fn request_attributes(req: &ServiceRequest, method: &'static str) -> Vec<(&'static str, Value)> {
     let mut attributes = Vec::with_capacity(16);
-    attributes.push(("http.request.method", method_label(req.method()).into()));
+    attributes.push(("http.request.method", method.into()));
     attributes.push(("url.path", req.path().to_string().into()));
     // This build serves plain HTTP only (TLS ends in front of it, if anywhere).
     attributes.push(("url.scheme", "http".into()));

@@ -394,14 +394,12 @@ fn store_call(
     side: &'static str,
 ) -> Call {
     let mut call = Call::start(peer, operation, || format!("{operation} {store}").into());
-    if call.recording() {
-        call.attribute("db.namespace", || store.into());
-        call.attribute("ecommerce.store.side", || side.into());
-        if let Some(server) = server {
-            call.attribute("server.address", || server.host.clone().into());
-            if let Some(port) = server.port {
-                call.attribute("server.port", || i64::from(port).into());
-            }
+    call.attribute("db.namespace", || store.into());
+    call.attribute("ecommerce.store.side", || side.into());
+    if let Some(server) = server {
+        call.attribute("server.address", || server.host.clone().into());
+        if let Some(port) = server.port {
+            call.attribute("server.port", || i64::from(port).into());
         }
     }
     call

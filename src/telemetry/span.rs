@@ -5,14 +5,15 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
-use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HeaderValue;
 use actix_web::web;
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::http::context::RoleContext;
+use crate::http::metrics::status_class;
 use crate::http::trace::TraceContext;
 
 /// An attribute value (the kinds of OTLP `AnyValue` the shop uses).
@@ -98,15 +99,16 @@ pub struct Current {
     pub role: web::Data<RoleContext>,
     pub recording: bool,
     /// The fault that acted on the request, if one did (for its log line and span).
-    pub fault: Rc<Cell<Option<&'static str>>>,
+    pub fault: Cell<Option<&'static str>>,
 }
 
 tokio::task_local! {
     static CURRENT: Current;
 }
 
-/// Runs `serve` as the handling of the request `current` describes.
-pub fn scope<F: Future>(current: Current, serve: F) -> impl Future<Output = F::Output> {
+/// Runs `serve` as the handling of the request `current` describes (`take_value` gives
+/// `current` back once it is done).
+pub fn scope<F: Future>(current: Current, serve: F) -> TaskLocalFuture<Current, F> {
     CURRENT.scope(current, serve)
 }
 
@@ -294,17 +296,6 @@ fn db_system(peer: Peer) -> &'static str {
     }
 }
 
-/// `2xx`, `4xx`...: the label that keeps status metrics few.
-pub fn status_class(code: u16) -> &'static str {
-    match code {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
 /// The status code as text without allocating for the common ones.
 pub fn status_text(code: u16) -> Cow<'static, str> {
     match code {
@@ -319,14 +310,6 @@ pub fn status_text(code: u16) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_classes_bound_the_label() {
-        assert_eq!(status_class(204), "2xx");
-        assert_eq!(status_class(404), "4xx");
-        assert_eq!(status_class(599), "5xx");
-        assert_eq!(status_class(42), "5xx");
-    }
 
     #[test]
     fn span_times_are_wall_clock_and_keep_durations() {
