@@ -295,20 +295,14 @@ async fn exported_spans_are_counted_in_metrics() {
         .trace(&trace_id, Duration::from_secs(15), |s| !s.is_empty())
         .await;
 
-    let exported = app
-        .metric(
-            Role::Payment,
+    let metrics = app.metrics(Role::Payment).await;
+    let spans = |outcome| {
+        metric_value(
+            &metrics,
             "ecommerce_telemetry_spans_total",
-            &[("outcome", "exported")],
+            &[("outcome", outcome)],
         )
-        .await;
-    assert!(exported >= 1.0, "{exported}");
-    let dropped = app
-        .metric(
-            Role::Payment,
-            "ecommerce_telemetry_spans_total",
-            &[("outcome", "dropped")],
-        )
-        .await;
-    assert_eq!(dropped, 0.0);
+    };
+    assert!(spans("exported") >= 1.0, "{metrics}");
+    assert_eq!(spans("dropped"), 0.0);
 }
