@@ -303,3 +303,70 @@ fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(!healthy(&address), "still serving after exit");
 }
+
+#[test]
+fn lines_logged_while_serving_a_request_name_its_trace() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = ecommerce(&[
+        "serve",
+        "--role",
+        "payment",
+        "--listen",
+        &address,
+        "--payment-delay-ms",
+        "0",
+        "--fault",
+        "payment-failure=1",
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the binary starts");
+    let mut child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthy(&address) {
+        assert!(Instant::now() < deadline, "payment did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    // A payment the fault declines: the handler logs the decline, then the request line.
+    let body = r#"{"amount": 3.5, "card": {"number": "4111 1111 1111 1111"}}"#;
+    let request = format!(
+        "POST /process HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+         traceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let mut log = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 402"), "{answer}");
+    for msg in ["msg=\"payment declined\"", "msg=request method=POST"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(msg))
+            .unwrap_or_else(|| panic!("no {msg} line in:\n{log}"));
+        assert!(line.contains(&format!("trace_id={trace_id}")), "{line}");
+        assert!(line.contains(" span_id="), "{line}");
+    }
+}
