@@ -52,6 +52,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_LISTEN", value_parser = parse_listen)]
     pub listen: Option<(String, u16)>,
 
+    /// A second listener (HOST:PORT) for /metrics, /readyz, /faults and /healthz; when
+    /// set, the main listener serves none of them but /healthz. With several roles, the
+    /// first role's address; the others take the next ports, as with --listen.
+    #[arg(long, env = "ECOMMERCE_ADMIN_LISTEN", value_parser = parse_listen)]
+    pub admin_listen: Option<(String, u16)>,
+
     /// How web-gateway and checkout reach the api-gateway.
     #[arg(long, env = "ECOMMERCE_API_GATEWAY_URL", value_parser = parse_http_url)]
     pub api_gateway_url: Option<String>,
@@ -185,6 +191,18 @@ fn parse_upstream(s: &str) -> Result<(Role, String), String> {
     Ok((role, parse_http_url(url)?))
 }
 
+/// Each role's address from one `HOST:PORT`: a single role takes it as it is, several take
+/// consecutive ports in role order.
+fn addresses(roles: &[Role], host: &str, port: u16) -> BTreeMap<Role, String> {
+    if let [role] = roles {
+        return BTreeMap::from([(*role, listen_address(host, port, Role::WebGateway))]);
+    }
+    roles
+        .iter()
+        .map(|r| (*r, listen_address(host, port, *r)))
+        .collect()
+}
+
 /// Bad configuration: the option to fix and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{option}: {reason}")]
@@ -203,19 +221,15 @@ impl ServeArgs {
         let roles = self.role.0;
         let mut settings = Settings::local(roles.clone(), 8080);
         if let Some((host, port)) = &self.listen {
-            settings.listen = if roles.len() == 1 {
-                BTreeMap::from([(roles[0], listen_address(host, *port, Role::WebGateway))])
-            } else {
-                roles
-                    .iter()
-                    .map(|r| (*r, listen_address(host, *port, *r)))
-                    .collect()
-            };
+            settings.listen = addresses(&roles, host, *port);
         } else {
             settings.listen = roles
                 .iter()
                 .map(|r| (*r, format!("127.0.0.1:{}", r.default_port())))
                 .collect();
+        }
+        if let Some((host, port)) = &self.admin_listen {
+            settings.admin_listen = addresses(&roles, host, *port);
         }
 
         for role in Role::UPSTREAMS {
@@ -294,6 +308,20 @@ mod tests {
         assert_eq!(s.listen[&Role::Cart], "0.0.0.0:8080");
         let s = settings(&["--role", "cart"]).unwrap();
         assert_eq!(s.listen[&Role::Cart], "127.0.0.1:8082");
+    }
+
+    #[test]
+    fn admin_listeners_follow_the_roles_ports() {
+        let s = settings(&["--role", "cart", "--admin-listen", "0.0.0.0:9090"]).unwrap();
+        assert_eq!(s.admin_listen[&Role::Cart], "0.0.0.0:9090");
+        let s = settings(&["--role", "all", "--admin-listen", "127.0.0.1:9100"]).unwrap();
+        assert_eq!(s.admin_listen[&Role::ApiGateway], "127.0.0.1:9101");
+        assert!(settings(&["--role", "cart"])
+            .unwrap()
+            .admin_listen
+            .is_empty());
+        let err = settings(&["--role", "cart", "--admin-listen", "9090"]).unwrap_err();
+        assert!(err.contains("--admin-listen"), "{err}");
     }
 
     #[test]

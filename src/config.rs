@@ -15,6 +15,9 @@ pub struct Settings {
     pub roles: Vec<Role>,
     /// Where each role listens (`HOST:PORT`; port 0 picks a free one).
     pub listen: BTreeMap<Role, String>,
+    /// Where each role serves its operational endpoints (`/metrics`, `/readyz`,
+    /// `/faults`, `/healthz`) apart from the shop; empty: on the main listener.
+    pub admin_listen: BTreeMap<Role, String>,
     /// How web-gateway and checkout reach the api-gateway; `None` wires it automatically
     /// (to the api-gateway of this process, else the default local port).
     pub api_gateway_url: Option<String>,
@@ -54,6 +57,7 @@ impl Settings {
         Settings {
             roles,
             listen,
+            admin_listen: BTreeMap::new(),
             api_gateway_url: None,
             upstreams: BTreeMap::new(),
             cart_data: StoreUrl::Memory,

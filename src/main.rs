@@ -31,6 +31,7 @@ fn main() -> ExitCode {
                 Ok(settings) => settings,
                 Err(e) => return fail(&e.to_string()),
             };
+            raise_open_files_limit();
             let system = actix_web::rt::System::new();
             let result = system.block_on(async {
                 let app = Application::build(settings)
@@ -74,6 +75,18 @@ fn migrate(args: MigrateArgs) -> Result<(), String> {
         done.changed
     );
     Ok(())
+}
+
+/// Every connection is a file: many systems start processes with a soft limit of 1024
+/// open files, which a busy gateway reaches. The hard limit is ours to take.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => log::debug!("msg=\"open files limit\" limit={limit}"),
+        Err(e) => log::warn!(
+            "msg=\"could not raise the open files limit\" error={}",
+            ecommerce::http::observe::logfmt_value(&e.to_string())
+        ),
+    }
 }
 
 /// One clear line on stderr and a non-zero exit.

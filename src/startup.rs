@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 
 use crate::config::{Secret, Settings};
 use crate::domain::SessionSigner;
 use crate::faults::FaultSwitch;
+use crate::http::body::CLIENT_REQUEST_TIMEOUT;
+use crate::http::client::SERVER_KEEP_ALIVE;
 use crate::http::client::{self, Timeouts};
 use crate::http::context::{Dependencies, Dependency, RoleContext};
 use crate::http::error::no_route;
+use crate::http::health::Endpoints;
 use crate::http::{health, observe};
 use crate::role::Role;
 use crate::roles;
@@ -25,8 +28,9 @@ use crate::telemetry::Telemetry;
 /// Why the shop could not start; each names the option to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("--listen: cannot listen on {address} for {role}: {source}")]
+    #[error("{option}: cannot listen on {address} for {role}: {source}")]
     Listen {
+        option: &'static str,
         role: Role,
         address: String,
         source: std::io::Error,
@@ -48,6 +52,8 @@ pub struct Application {
 
 struct Running {
     role: Role,
+    /// The role's admin listener (operational endpoints), not its main one.
+    admin: bool,
     address: SocketAddr,
     handle: ServerHandle,
     task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
@@ -57,6 +63,7 @@ impl Application {
     /// Binds and starts every role of `settings`. Must run inside an actix system.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let listeners = bind_all(&settings)?;
+        let admin_listeners = bind_admin(&settings)?;
         let addresses: BTreeMap<Role, SocketAddr> = listeners
             .iter()
             .map(|(role, l)| {
@@ -70,14 +77,35 @@ impl Application {
         let shared = Arc::new(Shared::build(&settings, wiring)?);
         let telemetry = shared.telemetry.clone();
         let mut servers = Vec::new();
-        for (role, listener) in listeners {
-            let address = addresses[&role];
-            let server = serve(role, listener, shared.clone())
-                .map_err(|source| StartupError::Server { role, source })?;
-            log::info!("msg=\"serving\" service={role} address={address}");
+        let contexts: BTreeMap<Role, web::Data<RoleContext>> = settings
+            .roles
+            .iter()
+            .map(|&role| (role, shared.context(role)))
+            .collect();
+        let main = listeners.into_iter().map(|(role, l)| (role, l, false));
+        let admin = admin_listeners.into_iter().map(|(role, l)| (role, l, true));
+        for (role, listener, admin) in main.chain(admin) {
+            let address = listener
+                .local_addr()
+                .expect("bound listener has an address");
+            let context = contexts[&role].clone();
+            let server = if admin {
+                serve_admin(role, listener, context, shared.clone())
+            } else {
+                let endpoints = if settings.admin_listen.contains_key(&role) {
+                    Endpoints::HealthOnly
+                } else {
+                    Endpoints::All
+                };
+                serve(role, listener, context, endpoints, shared.clone())
+            }
+            .map_err(|source| StartupError::Server { role, source })?;
+            let what = if admin { "admin endpoints" } else { "serving" };
+            log::info!("msg=\"{what}\" service={role} address={address}");
             // A server starts when polled: spawn each so that all run at once.
             servers.push(Running {
                 role,
+                admin,
                 address,
                 handle: server.handle(),
                 task: actix_web::rt::spawn(server),
@@ -90,7 +118,15 @@ impl Application {
     pub fn address(&self, role: Role) -> Option<SocketAddr> {
         self.servers
             .iter()
-            .find(|s| s.role == role)
+            .find(|s| s.role == role && !s.admin)
+            .map(|s| s.address)
+    }
+
+    /// Where `role` serves its operational endpoints, when it has an admin listener.
+    pub fn admin_address(&self, role: Role) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|s| s.role == role && s.admin)
             .map(|s| s.address)
     }
 
@@ -155,8 +191,28 @@ fn bind_all(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupErro
             bind(&address)
                 .map(|l| (role, l))
                 .map_err(|source| StartupError::Listen {
+                    option: "--listen",
                     role,
                     address,
+                    source,
+                })
+        })
+        .collect()
+}
+
+/// The admin listeners of the roles that have one (`--admin-listen`).
+fn bind_admin(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupError> {
+    settings
+        .admin_listen
+        .iter()
+        .filter(|(role, _)| settings.roles.contains(role))
+        .map(|(&role, address)| {
+            bind(address)
+                .map(|l| (role, l))
+                .map_err(|source| StartupError::Listen {
+                    option: "--admin-listen",
+                    role,
+                    address: address.clone(),
                     source,
                 })
         })
@@ -267,6 +323,15 @@ impl Shared {
         }
     }
 
+    /// The context every listener of `role` shares (metrics, faults, tracer).
+    fn context(&self, role: Role) -> web::Data<RoleContext> {
+        web::Data::new(RoleContext {
+            tracer: self.telemetry.tracer(role),
+            admin_token: self.admin_token.clone(),
+            ..RoleContext::new(role, self.faults.clone())
+        })
+    }
+
     fn build(settings: &Settings, wiring: Wiring) -> Result<Self, StartupError> {
         let has = |role| settings.roles.contains(&role);
         let carts = has(Role::Cart).then(|| cart_store(settings)).transpose()?;
@@ -341,32 +406,77 @@ fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
     ProductStore::connect(&settings.product_data).map_err(config_error("--product-data"))
 }
 
+/// What every listener allows its clients: a request's head and body must arrive within
+/// [`CLIENT_REQUEST_TIMEOUT`] (the body's deadline is kept by `http::body`), and an idle
+/// connection stays open for [`SERVER_KEEP_ALIVE`], longer than any of the shop's callers
+/// keep an idle pooled connection (`http::client`), so a caller never reuses one the
+/// server is closing.
+macro_rules! limits {
+    ($server:expr) => {
+        $server
+            .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .keep_alive(SERVER_KEEP_ALIVE)
+            .disable_signals()
+    };
+}
+
 /// Starts the server of one role on its listener. Metrics are shared by the role's
 /// workers; clients and store connections are made per worker, on its own runtime.
-fn serve(role: Role, listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<Server> {
-    let context = web::Data::new(RoleContext {
-        tracer: shared.telemetry.tracer(role),
-        admin_token: shared.admin_token.clone(),
-        ..RoleContext::new(role, shared.faults.clone())
-    });
+fn serve(
+    role: Role,
+    listener: TcpListener,
+    context: web::Data<RoleContext>,
+    endpoints: Endpoints,
+    shared: Arc<Shared>,
+) -> std::io::Result<Server> {
     let (workers, shutdown_timeout) = (shared.workers, shared.shutdown_timeout);
     let server = HttpServer::new(move || {
         let worker = shared.for_worker(role);
         let app = App::new()
             .wrap(from_fn(observe::observe))
+            .wrap(Condition::new(
+                role == Role::WebGateway,
+                roles::web_gateway::security_headers(),
+            ))
             .app_data(context.clone())
             .app_data(web::Data::new(client::build(worker.timeouts)))
             .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
-            .configure(|cfg| health::configure(cfg, role))
+            .configure(|cfg| health::configure(cfg, role, endpoints))
             .default_service(web::to(no_route));
         RoleState::build(role, &worker).install(app)
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(shutdown_timeout)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    });
+    Ok(limits!(server)
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)?
+        .run())
+}
+
+/// Starts the admin server of one role: its operational endpoints on a listener of
+/// their own, served by one worker (probes and scrapes are light).
+fn serve_admin(
+    role: Role,
+    listener: TcpListener,
+    context: web::Data<RoleContext>,
+    shared: Arc<Shared>,
+) -> std::io::Result<Server> {
+    let shutdown_timeout = shared.shutdown_timeout;
+    let server = HttpServer::new(move || {
+        let worker = shared.for_worker(role);
+        App::new()
+            .wrap(from_fn(observe::observe))
+            .app_data(context.clone())
+            .app_data(web::Data::new(client::build(worker.timeouts)))
+            .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
+            .configure(|cfg| health::configure(cfg, role, Endpoints::Admin))
+            .default_service(web::to(no_route))
+    });
+    Ok(limits!(server)
+        .workers(1)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)?
+        .run())
 }
 
 fn dependencies(role: Role, shared: &Shared) -> Vec<Dependency> {
@@ -409,6 +519,7 @@ impl RoleState {
             })),
             Role::Checkout => RoleState::Checkout(web::Data::new(roles::checkout::State {
                 api_gateway: shared.wiring.api_gateway.clone(),
+                pending_wait: shared.timeouts.request / 2,
             })),
             Role::Content => RoleState::Content(web::Data::new(roles::content::State::new(
                 shared.content_source.clone(),

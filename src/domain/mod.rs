@@ -1,12 +1,14 @@
 //! Input parsed once at a handler's edge into types that cannot hold a bad value.
 
 mod card;
+mod ids;
 mod money;
 mod product_id;
 mod quantity;
 mod session;
 
 pub use card::CardNumber;
+pub use ids::{AttemptKey, OrderId, TransactionId};
 pub use money::Money;
 pub use product_id::ProductId;
 pub use quantity::Quantity;

@@ -44,16 +44,17 @@ impl Money {
         Ok(Money(cents))
     }
 
-    /// Converts a JSON number to a positive amount; more than two decimals is refused
-    /// rather than silently rounded.
+    /// Converts a JSON number to a positive amount of at least one cent; more than two
+    /// decimals is refused rather than silently rounded (so 5e-324 is not a 0.00 charge).
     pub fn from_positive_f64(value: f64) -> Result<Self, Invalid> {
-        let invalid =
-            || Invalid("Invalid amount: use a positive number of at most 2 decimals".into());
+        let invalid = || {
+            Invalid("Invalid amount: use a number of at least 0.01 with at most 2 decimals".into())
+        };
         if !value.is_finite() || value <= 0.0 {
             return Err(invalid());
         }
         let cents = (value * 100.0).round();
-        if (cents - value * 100.0).abs() > 1e-6 || cents > Self::MAX_CENTS as f64 {
+        if cents < 1.0 || (cents - value * 100.0).abs() > 1e-6 || cents > Self::MAX_CENTS as f64 {
             return Err(invalid());
         }
         Ok(Money(cents as i64))
@@ -130,7 +131,18 @@ mod tests {
     fn amounts_must_be_positive_with_two_decimals() {
         assert_eq!(Money::from_positive_f64(10.5).unwrap().cents(), 1050);
         assert_eq!(Money::from_positive_f64(0.1 + 0.2).unwrap().cents(), 30);
-        for bad in [0.0, -1.0, 1.005, f64::NAN, f64::INFINITY, 1e12] {
+        assert_eq!(Money::from_positive_f64(0.01).unwrap().cents(), 1);
+        for bad in [
+            0.0,
+            -1.0,
+            1.005,
+            f64::NAN,
+            f64::INFINITY,
+            1e12,
+            5e-324,
+            1e-9,
+            0.004,
+        ] {
             assert!(Money::from_positive_f64(bad).is_err(), "{bad} accepted");
         }
     }

@@ -1,16 +1,17 @@
-//! The outgoing HTTP client (one per worker) and how its failures map to 502/504.
+//! The outgoing HTTP client (one per worker), its one retry of calls that failed before
+//! any answer, and how its failures map to 502/504.
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
-use awc::error::SendRequestError;
+use awc::error::{ConnectError, SendRequestError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::observe::method_label;
+use super::observe::{logfmt_value, method_label};
 use super::trace::{BAGGAGE, TRACEPARENT};
 use super::ApiError;
 use crate::telemetry::span::{Call, Outcome, Peer};
@@ -25,13 +26,109 @@ pub struct Timeouts {
     pub request: Duration,
 }
 
-/// A client with explicit timeouts that follows no redirects.
-pub fn build(timeouts: Timeouts) -> awc::Client {
-    awc::Client::builder()
-        .connector(awc::Connector::new().timeout(timeouts.connect))
-        .timeout(timeouts.request)
-        .disable_redirects()
-        .finish()
+/// How long the shop's servers keep an idle connection open.
+pub const SERVER_KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// How long a caller keeps an idle pooled connection: well inside every server's
+/// keep-alive, so a pooled connection is not one its server is just closing. (A server
+/// that closes sooner, like a third-party bucket, is met by the one retry.)
+pub const POOL_IDLE: Duration = Duration::from_secs(30);
+
+/// The outgoing clients of one worker: a pooled one for every call, and one that never
+/// reuses a connection, for the single retry of a call whose pooled connection failed.
+#[derive(Clone)]
+pub struct Http {
+    pooled: awc::Client,
+    fresh: awc::Client,
+}
+
+/// Clients with explicit timeouts that follow no redirects.
+pub fn build(timeouts: Timeouts) -> Http {
+    let client = |idle: Duration| {
+        awc::Client::builder()
+            .connector(
+                awc::Connector::new()
+                    .timeout(timeouts.connect)
+                    .conn_keep_alive(idle),
+            )
+            .timeout(timeouts.request)
+            .disable_redirects()
+            .finish()
+    };
+    Http {
+        pooled: client(POOL_IDLE),
+        fresh: client(Duration::ZERO),
+    }
+}
+
+impl Http {
+    /// The pooled client, for calls made once.
+    pub fn client(&self) -> &awc::Client {
+        &self.pooled
+    }
+}
+
+/// Whether a call may be sent a second time: it changes nothing (GET, HEAD, PUT, DELETE,
+/// the read-only POSTs), or an `Idempotency-Key` makes a repeat answer the first result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Safe,
+    Never,
+}
+
+impl Repeat {
+    /// By method alone: the idempotent methods of RFC 9110 are safe to repeat.
+    pub fn by_method(method: &Method) -> Repeat {
+        if matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        ) {
+            Repeat::Safe
+        } else {
+            Repeat::Never
+        }
+    }
+}
+
+/// Whether a call failed before any byte of an answer arrived: refused, reset, or a pooled
+/// connection the server had closed. A connect timeout is not retried (it already took
+/// the whole connect timeout).
+fn failed_before_answer(e: &SendRequestError) -> bool {
+    use actix_http::error::ParseError;
+    match e {
+        SendRequestError::Connect(ConnectError::Timeout) => false,
+        SendRequestError::Connect(_) | SendRequestError::Send(_) => true,
+        SendRequestError::Response(ParseError::Io(_) | ParseError::Incomplete) => true,
+        _ => false,
+    }
+}
+
+/// Sends a request that `build` makes (from the client it is given, with its span), and
+/// when `repeat` allows it, once more on a fresh connection if the first try failed
+/// before any answer.
+pub async fn send(
+    http: &Http,
+    repeat: Repeat,
+    url: &str,
+    body: Bytes,
+    build: impl Fn(&awc::Client) -> (awc::ClientRequest, Call),
+) -> Result<awc::ClientResponse, SendRequestError> {
+    let (request, call) = build(&http.pooled);
+    let sent = request.send_body(body.clone()).await;
+    end_call(call, url, &sent);
+    match sent {
+        Err(e) if repeat == Repeat::Safe && failed_before_answer(&e) => {
+            log::info!(
+                "msg=\"call failed before any answer: sending it again on a fresh connection\" url={} error={}",
+                logfmt_value(url),
+                logfmt_value(&e.to_string())
+            );
+            let (request, call) = build(&http.fresh);
+            let sent = request.send_body(body).await;
+            end_call(call, url, &sent);
+            sent
+        }
+        other => other,
+    }
 }
 
 /// Whether a call failed by running out of time (connecting or waiting for the answer).
@@ -127,18 +224,25 @@ impl Reply {
 }
 
 /// Sends `body` as JSON to `url` (a call to `what` through `peer`, traced), reading the
-/// whole answer within the client's timeout.
+/// whole answer within the client's timeout; `repeat` as for [`send`].
 pub async fn call_json<B: Serialize>(
-    client: &awc::Client,
-    method: actix_web::http::Method,
+    http: &Http,
+    method: Method,
     url: &str,
     (peer, what): (&'static str, &'static str),
     body: &B,
+    repeat: Repeat,
 ) -> Result<Reply, ApiError> {
-    let mut request = client.request(method.clone(), url);
-    let call = start_call(peer, what, &method, request.headers_mut());
-    let sent = request.send_json(body).await;
-    end_call(call, url, &sent);
+    let body = serde_json::to_vec(body)
+        .map_err(|e| ApiError::Unexpected(format!("cannot encode a call to {what}: {e}")))?;
+    let sent = send(http, repeat, url, body.into(), |client| {
+        let mut request = client
+            .request(method.clone(), url)
+            .content_type("application/json");
+        let call = start_call(peer, what, &method, request.headers_mut());
+        (request, call)
+    })
+    .await;
     let mut response = sent.map_err(|e| send_error(what, e))?;
     let body = response
         .body()
@@ -160,8 +264,9 @@ pub async fn call_json<B: Serialize>(
 }
 
 /// Whether `url` answers `/healthz` with 200, for readiness checks.
-pub async fn healthy(client: &awc::Client, url: &str) -> Result<(), String> {
-    let response = client
+pub async fn healthy(http: &Http, url: &str) -> Result<(), String> {
+    let response = http
+        .pooled
         .get(format!("{}/healthz", url.trim_end_matches('/')))
         .send()
         .await

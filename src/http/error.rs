@@ -16,6 +16,9 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client did not send its request in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// No or the wrong credentials (answered with `WWW-Authenticate: Bearer`).
     #[error("{0}")]
     Unauthorized(String),
@@ -66,6 +69,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

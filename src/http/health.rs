@@ -14,14 +14,27 @@ use crate::stores::Health;
 use crate::stores::PoolUsage;
 use crate::telemetry::span;
 
-/// Adds the shared endpoints (and `/faults`); the web-gateway keeps `/` for the shop's
-/// page.
-pub fn configure(cfg: &mut web::ServiceConfig, role: Role) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .configure(super::admin::configure);
-    if role != Role::WebGateway {
+/// Which of the operational endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoints {
+    /// The role's only listener: every operational endpoint beside the role's own routes.
+    All,
+    /// The role's main listener when an admin listener exists: `/healthz` only.
+    HealthOnly,
+    /// The admin listener: the operational endpoints and nothing else.
+    Admin,
+}
+
+/// Adds the operational endpoints `which` names; a main listener also gets `/` (the
+/// web-gateway keeps `/` for the shop's page).
+pub fn configure(cfg: &mut web::ServiceConfig, role: Role, which: Endpoints) {
+    cfg.route("/healthz", web::get().to(healthz));
+    if which != Endpoints::HealthOnly {
+        cfg.route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .configure(super::admin::configure);
+    }
+    if which != Endpoints::Admin && role != Role::WebGateway {
         cfg.route("/", web::get().to(info));
     }
 }
@@ -142,7 +155,7 @@ async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> 
 async fn readyz(
     ctx: web::Data<RoleContext>,
     deps: web::Data<Dependencies>,
-    http: web::Data<awc::Client>,
+    http: web::Data<client::Http>,
 ) -> HttpResponse {
     let mut checks = Map::new();
     let mut ready = true;
@@ -169,7 +182,7 @@ async fn readyz(
 async fn check(
     dependency: &Dependency,
     ctx: &RoleContext,
-    http: &awc::Client,
+    http: &client::Http,
 ) -> Result<Health, String> {
     match dependency {
         Dependency::CartData(_) if ctx.faults.get().cart_data_outage => {

@@ -1,20 +1,35 @@
-//! Forwarding a request to an upstream and its answer back, streaming both bodies.
+//! Forwarding a request to an upstream and its answer back. The request body is read
+//! whole first (at most 64 KiB, within the client's time limit), so a slow client never
+//! holds an upstream connection; the answer is streamed.
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::web::{Bytes, Payload};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::client::{end_call, send_error, start_call};
+use super::client::{self, start_call, Http, Repeat};
 use super::ApiError;
 use crate::domain::percent_decode;
 use crate::role::Role;
 
-/// The body to forward: streamed as it arrives, or already read (when it was inspected).
-pub enum Body {
-    Stream(Payload),
-    Bytes(Bytes),
+/// The header that makes a POST safe to repeat (checkout answers the first order again).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether a call to `service` at `tail` may be sent again after a failure before any
+/// answer: idempotent methods, POSTs that carry an `Idempotency-Key`, and the read-only
+/// POSTs (the cart read, search, suggestions, documents).
+pub fn repeat_of(method: &Method, service: Role, tail: &str, headers: &HeaderMap) -> Repeat {
+    let read_only_post = match service {
+        Role::Cart => tail.is_empty(),
+        Role::Product => matches!(tail, "search" | "suggestions" | "documents"),
+        _ => false,
+    };
+    let keyed = headers.contains_key(IDEMPOTENCY_KEY);
+    match Repeat::by_method(method) {
+        Repeat::Never if *method == Method::POST && (read_only_post || keyed) => Repeat::Safe,
+        other => other,
+    }
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
@@ -73,46 +88,38 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Sends `req` (method, headers, body) to `url` and relays the answer. `what` names the
-/// upstream in errors. Hop-by-hop headers are dropped both ways, `X-Forwarded-For` is
-/// appended, and redirects are passed back rather than followed.
+/// Sends `req` (method, headers, the body read whole) to `url` and relays the answer;
+/// `repeat` says whether a try that failed before any answer may be sent again. `what`
+/// names the upstream in errors. Hop-by-hop headers are dropped both ways,
+/// `X-Forwarded-For` is appended, and redirects are passed back rather than followed.
 pub async fn forward(
-    client: &awc::Client,
+    http: &Http,
     req: &HttpRequest,
     url: &str,
-    what: &'static str,
-    body: Body,
+    (what, repeat): (&'static str, Repeat),
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let mut outgoing = client.request_from(url, req.head()).no_decompress();
-    let headers = outgoing.headers_mut();
-    strip_hop_by_hop(headers);
-    // The upstream gets its own Host; the body length is set from the body below.
-    headers.remove(header::HOST);
-    headers.remove(header::CONTENT_LENGTH);
-    let call = start_call(what, what, req.method(), headers);
-    if let Some(peer) = req.peer_addr() {
-        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&forwarded) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
-        }
-    }
-
-    let sent = match body {
-        Body::Bytes(bytes) => outgoing.send_body(bytes).await,
-        Body::Stream(payload) => match content_length(req.headers()) {
-            Some(0) => outgoing.send().await,
-            Some(len) => outgoing.send_body(SizedStream::new(len, payload)).await,
-            None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-                outgoing.send_stream(payload).await
+    let sent = client::send(http, repeat, url, body, |client| {
+        let mut outgoing = client.request_from(url, req.head()).no_decompress();
+        let headers = outgoing.headers_mut();
+        strip_hop_by_hop(headers);
+        // The upstream gets its own Host; the body length is set from the body.
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        let call = start_call(what, what, req.method(), headers);
+        if let Some(peer) = req.peer_addr() {
+            let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(previous) => format!("{previous}, {}", peer.ip()),
+                None => peer.ip().to_string(),
+            };
+            if let Ok(value) = HeaderValue::from_str(&forwarded) {
+                headers.insert(HeaderName::from_static("x-forwarded-for"), value);
             }
-            None => outgoing.send().await,
-        },
-    };
-    end_call(call, url, &sent);
-    let upstream = sent.map_err(|e| send_error(what, e))?;
+        }
+        (outgoing, call)
+    })
+    .await;
+    let upstream = sent.map_err(|e| client::send_error(what, e))?;
 
     let status = upstream.status();
     let mut response = HttpResponse::build(status);
@@ -151,6 +158,42 @@ mod tests {
     fn tails_keep_the_client_s_escapes() {
         let (_, tail) = split_api_path("/api/v1/cart/a%3Fb%20c/1").unwrap();
         assert_eq!(tail, "a%3Fb%20c/1");
+    }
+
+    #[test]
+    fn only_calls_that_change_nothing_or_carry_a_key_repeat() {
+        let none = HeaderMap::new();
+        let mut keyed = HeaderMap::new();
+        keyed.insert(
+            HeaderName::from_static(IDEMPOTENCY_KEY),
+            HeaderValue::from_static("k1"),
+        );
+        let post = Method::POST;
+        assert_eq!(
+            repeat_of(&Method::PUT, Role::Cart, "a/1", &none),
+            Repeat::Safe
+        );
+        assert_eq!(repeat_of(&post, Role::Cart, "", &none), Repeat::Safe);
+        assert_eq!(
+            repeat_of(&post, Role::Product, "search", &none),
+            Repeat::Safe
+        );
+        assert_eq!(
+            repeat_of(&post, Role::Checkout, "process", &none),
+            Repeat::Never
+        );
+        assert_eq!(
+            repeat_of(&post, Role::Checkout, "process", &keyed),
+            Repeat::Safe
+        );
+        assert_eq!(
+            repeat_of(&post, Role::Payment, "process", &none),
+            Repeat::Never
+        );
+        assert_eq!(
+            repeat_of(&Method::PATCH, Role::Cart, "", &keyed),
+            Repeat::Never
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
+use crate::http::client::Http;
 use crate::http::observe::RouteLabel;
-use crate::http::proxy::{self, route_label, split_api_path, Body};
-use crate::http::ApiError;
+use crate::http::proxy::{self, repeat_of, route_label, split_api_path};
+use crate::http::{body, ApiError};
 use crate::role::Role;
 
 pub struct State {
@@ -25,7 +26,7 @@ async fn forward(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<State>,
-    http: web::Data<awc::Client>,
+    http: web::Data<Http>,
 ) -> Result<HttpResponse, ApiError> {
     let path = req.uri().path();
     let (service, tail) = split_api_path(path).unwrap_or_default();
@@ -40,5 +41,7 @@ async fn forward(
         Some(query) => format!("{base}/{tail}?{query}"),
         None => format!("{base}/{tail}"),
     };
-    proxy::forward(&http, &req, &url, role.as_str(), Body::Stream(payload)).await
+    let repeat = repeat_of(req.method(), role, tail, req.headers());
+    let bytes = body::read(payload).await?;
+    proxy::forward(&http, &req, &url, (role.as_str(), repeat), bytes).await
 }

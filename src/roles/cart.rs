@@ -1,13 +1,15 @@
-//! cart: one cart per session in cart-data, lines of product id and quantity.
+//! cart: one cart per session in cart-data, lines of product id and quantity; and the
+//! order records checkout claims a cart into (internal: the web-gateway does not forward
+//! `/orders/...`).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::domain::{ProductId, Quantity, SessionId};
+use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
-use crate::stores::{Cart, CartStore};
+use crate::stores::{Cart, CartStore, Claim, Restore};
 use crate::telemetry::span;
 
 pub struct State {
@@ -19,7 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/", web::delete().to(clear_cart))
         .route("/{product_id}/{quantity}", web::put().to(set_line))
         .route("/{product_id}", web::delete().to(remove_line))
-        .route("/{product_id}", web::get().to(get_line));
+        .route("/{product_id}", web::get().to(get_line))
+        .route("/orders/{attempt}/claim", web::post().to(claim_order))
+        .route("/orders/{attempt}/restore", web::post().to(restore_order))
+        .route("/orders/{attempt}/complete", web::post().to(complete_order));
 }
 
 /// Every cart call names its session: `{"session_id": "<sid>.<sig>" | "<sid>"}`.
@@ -29,7 +34,7 @@ struct SessionBody {
 }
 
 async fn session(payload: web::Payload) -> Result<SessionId, ApiError> {
-    let body: SessionBody = body::json(payload).await?;
+    let body: SessionBody = body::object(payload).await?;
     Ok(SessionId::parse(&body.session_id)?)
 }
 
@@ -120,4 +125,93 @@ async fn get_line(
         "message": "success",
         "data": {"product_id": id.as_str(), "quantity": quantity},
     })))
+}
+
+#[derive(Deserialize)]
+struct ClaimBody {
+    session_id: String,
+    /// The number the order gets if this call claims the cart.
+    order_id: String,
+}
+
+/// `POST /orders/<attempt>/claim`: moves the cart's lines to the attempt's order record.
+/// `data.status` is `claimed` (with `order_id` and `lines`: this call's to charge),
+/// `pending` (another request of the attempt holds them) or `paid` (with `receipt`, the
+/// attempt's first answer); an empty cart is a 400.
+async fn claim_order(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let attempt = AttemptKey::parse(&path.into_inner())?;
+    let request: ClaimBody = body::object(payload).await?;
+    let sid = SessionId::parse(&request.session_id)?;
+    let order_id = OrderId::parse(&request.order_id)?;
+    let data = match store(&state, &ctx)?
+        .claim(&sid, &attempt, &order_id)
+        .await?
+    {
+        Claim::Empty => return Err(ApiError::Validation("Cart is empty".into())),
+        Claim::Claimed { order_id, lines } => {
+            counted(&ctx, "claim");
+            json!({"status": "claimed", "order_id": order_id, "lines": lines})
+        }
+        Claim::Pending { order_id } => json!({"status": "pending", "order_id": order_id}),
+        Claim::Paid { receipt } => {
+            let receipt: Value = serde_json::from_str(&receipt)
+                .map_err(|e| ApiError::Unexpected(format!("a stored receipt is not JSON: {e}")))?;
+            json!({"status": "paid", "receipt": receipt})
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({"message": "success", "data": data})))
+}
+
+/// `POST /orders/<attempt>/restore`: gives an unpaid claim's lines back to the cart;
+/// `data.status` is `restored` or `nothing` (no such claim); a paid order is a 409.
+async fn restore_order(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let attempt = AttemptKey::parse(&path.into_inner())?;
+    let sid = session(payload).await?;
+    let status = match store(&state, &ctx)?.restore(&sid, &attempt).await? {
+        Restore::Restored => {
+            counted(&ctx, "restore");
+            "restored"
+        }
+        Restore::Nothing => "nothing",
+        Restore::Paid => {
+            return Err(ApiError::Conflict(
+                "The order is paid: its lines stay with it".into(),
+            ))
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({"message": "success", "data": {"status": status}})))
+}
+
+#[derive(Deserialize)]
+struct CompleteBody {
+    session_id: String,
+    /// The answer every repeat of the attempt gets.
+    receipt: Value,
+}
+
+/// `POST /orders/<attempt>/complete`: records the attempt as paid, with its receipt.
+async fn complete_order(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let attempt = AttemptKey::parse(&path.into_inner())?;
+    let request: CompleteBody = body::object(payload).await?;
+    let sid = SessionId::parse(&request.session_id)?;
+    let receipt = request.receipt.to_string();
+    store(&state, &ctx)?
+        .complete(&sid, &attempt, &receipt)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"message": "success", "data": {"status": "paid"}})))
 }

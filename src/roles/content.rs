@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use crate::http::assets::{self, IMAGES};
-use crate::http::client::{end_call, send_error, start_call};
+use crate::http::client::{send, send_error, start_call, Http, Repeat};
 use crate::http::ApiError;
 
 const CACHE_CONTROL: &str = "public, max-age=86400";
@@ -52,7 +52,7 @@ fn valid_name(name: &str) -> bool {
 async fn image(
     req: HttpRequest,
     state: web::Data<State>,
-    http: web::Data<awc::Client>,
+    http: web::Data<Http>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
@@ -83,17 +83,19 @@ async fn image(
     ))
 }
 
-async fn fetch(http: &awc::Client, base: &str, name: &str) -> Result<CachedImage, ApiError> {
+async fn fetch(http: &Http, base: &str, name: &str) -> Result<CachedImage, ApiError> {
     let url = format!("{base}/{name}");
-    let mut request = http.get(&url);
-    let call = start_call(
-        "content-source",
-        "content-source",
-        &Method::GET,
-        request.headers_mut(),
-    );
-    let sent = request.send().await;
-    end_call(call, &url, &sent);
+    let sent = send(http, Repeat::Safe, &url, Bytes::new(), |client| {
+        let mut request = client.get(&url);
+        let call = start_call(
+            "content-source",
+            "content-source",
+            &Method::GET,
+            request.headers_mut(),
+        );
+        (request, call)
+    })
+    .await;
     let mut response = sent.map_err(|e| send_error("the image bucket", e))?;
     match response.status() {
         StatusCode::OK => {}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::DelayRange;
-use crate::domain::{CardNumber, Money};
+use crate::domain::{CardNumber, Money, TransactionId};
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
 use crate::telemetry::span;
@@ -34,19 +34,6 @@ struct Card {
     number: String,
 }
 
-/// A fresh transaction or order id: 128 random bits as hex.
-pub fn random_id() -> String {
-    hex::encode(rand::thread_rng().gen::<[u8; 16]>())
-}
-
-fn valid_transaction_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 async fn process(
     state: web::Data<State>,
     ctx: web::Data<RoleContext>,
@@ -65,14 +52,8 @@ async fn process(
         .and_then(Money::from_positive_f64)
         .inspect_err(|_| outcome("invalid"))?;
     let transaction_id = match request.transaction_id {
-        Some(id) if valid_transaction_id(&id) => id,
-        Some(_) => {
-            outcome("invalid");
-            return Err(ApiError::Validation(
-                "Invalid transaction_id: use 1-64 of A-Z, a-z, 0-9, _ and -".into(),
-            ));
-        }
-        None => random_id(),
+        Some(id) => TransactionId::parse(&id).inspect_err(|_| outcome("invalid"))?,
+        None => TransactionId::random(),
     };
 
     let faults = ctx.faults.get();

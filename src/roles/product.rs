@@ -76,6 +76,13 @@ async fn search(
             "Query is longer than {MAX_QUERY_LEN} characters"
         )));
     }
+    // No product's text holds one, and PostgreSQL text cannot: it is bad input, not a
+    // store failure.
+    if request.query.contains('\0') {
+        return Err(ApiError::Validation(
+            "Query contains a NUL character".into(),
+        ));
+    }
     let size = match request.page.and_then(|p| p.size) {
         None => MAX_PAGE_SIZE,
         Some(n @ 1..=100) => n as usize,

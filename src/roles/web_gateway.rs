@@ -3,14 +3,16 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::domain::{SessionId, SessionSigner};
+use crate::domain::{percent_decode, SessionId, SessionSigner};
 use crate::http::assets::{self, WEB};
+use crate::http::client::Http;
 use crate::http::context::RoleContext;
 use crate::http::observe::RouteLabel;
-use crate::http::proxy::{self, route_label, split_api_path, Body};
+use crate::http::proxy::{self, repeat_of, route_label, split_api_path};
 use crate::http::{body, ApiError};
 use crate::role::Role;
 use crate::stores::SessionStore;
@@ -30,43 +32,78 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(page_or_file));
 }
 
-/// Services whose calls name a session, which must then be signed.
-const SESSION_SERVICES: [&str; 2] = ["cart", "checkout"];
+/// The services a browser (and the k6 journey) calls; payment is internal, reached by
+/// checkout through the api-gateway only.
+const PUBLIC_SERVICES: [Role; 4] = [Role::Product, Role::Cart, Role::Checkout, Role::Content];
+
+/// Security headers on every answer: the shop's page loads only its own scripts, styles
+/// and images, is never framed, and names no other site in a Referer.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+}
 
 async fn api(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<State>,
-    http: web::Data<awc::Client>,
+    http: web::Data<Http>,
 ) -> Result<HttpResponse, ApiError> {
     // The path goes on exactly as the client sent it; the service name is decoded fully,
     // so no spelling of "cart" slips past the session check.
     let path = req.uri().path();
+    let (service, tail) = split_api_path(path).unwrap_or_default();
+    let role = Role::upstream(&service)
+        .filter(|role| PUBLIC_SERVICES.contains(role))
+        .ok_or_else(|| ApiError::NotFound(format!("No service named '{service}'")))?;
+    req.extensions_mut().insert(RouteLabel(route_label(role)));
+    let bytes = body::read(payload).await?;
+    if matches!(role, Role::Cart | Role::Checkout) {
+        check_session_call(&state.signer, role, tail, &bytes)?;
+    }
     let url = match req.uri().query() {
         Some(query) => format!("{}{path}?{query}", state.api_gateway),
         None => format!("{}{path}", state.api_gateway),
     };
-    let (service, _) = split_api_path(path).unwrap_or_default();
-    let label = Role::upstream(&service).map_or("/api/v1/{tail}", route_label);
-    req.extensions_mut().insert(RouteLabel(label));
-    let body = if SESSION_SERVICES.contains(&service.as_ref()) {
-        let bytes = body::read(payload).await?;
-        require_signed_session(&state.signer, &bytes)?;
-        Body::Bytes(bytes)
-    } else {
-        Body::Stream(payload)
-    };
-    proxy::forward(&http, &req, &url, "api-gateway", body).await
+    let repeat = repeat_of(req.method(), role, tail, req.headers());
+    proxy::forward(&http, &req, &url, ("api-gateway", repeat), bytes).await
 }
 
-/// A `session_id` in a JSON body must be one this shop signed. Bodies without one pass
-/// on (the service answers 400 for the missing field).
-fn require_signed_session(signer: &SessionSigner, bytes: &[u8]) -> Result<(), ApiError> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(bytes) else {
+/// A cart or checkout call goes on only when the gateway has read its body exactly as the
+/// service behind it will (`body::parse_object`, strict) and found a `session_id` this
+/// shop signed. Whatever it cannot read is a 400 and never forwarded; a forged session a
+/// 403. The cart's order routes are checkout's alone.
+fn check_session_call(
+    signer: &SessionSigner,
+    role: Role,
+    tail: &str,
+    bytes: &[u8],
+) -> Result<(), ApiError> {
+    let first = tail.split('/').map(percent_decode).find(|s| !s.is_empty());
+    let first = first.as_deref().unwrap_or_default();
+    if role == Role::Cart && first == "orders" {
+        return Err(ApiError::NotFound("No such cart route".into()));
+    }
+    // Opening checkout names no session (the original UI sends `{}`).
+    let sessionless = role == Role::Checkout && first == "initiate";
+    if sessionless && bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
-    };
+    }
+    let fields: Map<String, Value> = body::parse_object(bytes)?;
+    // Of any JSON type: a non-string (null too) is answered like a forged one.
     match fields.get("session_id") {
-        None => Ok(()),
+        None if sessionless => Ok(()),
+        None => Err(ApiError::Validation(
+            "Invalid body: missing field `session_id`".into(),
+        )),
         Some(Value::String(value)) if signer.verify(value).is_some() => Ok(()),
         Some(_) => Err(ApiError::Forbidden(
             "session_id is not a session of this shop".into(),
@@ -170,15 +207,53 @@ fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    fn status(result: Result<(), ApiError>) -> u16 {
+        use actix_web::ResponseError;
+        result.map_or_else(|e| e.status_code().as_u16(), |()| 200)
+    }
+
     #[test]
-    fn only_signed_sessions_pass() {
+    fn only_readable_bodies_with_signed_sessions_pass() {
         let signer = SessionSigner::new(b"k");
         let good = signer.sign(&SessionId::parse("abc").unwrap());
+        let check = |tail: &str, body: &str| {
+            status(check_session_call(
+                &signer,
+                Role::Cart,
+                tail,
+                body.as_bytes(),
+            ))
+        };
         let body = |v: &str| format!(r#"{{"session_id": "{v}"}}"#);
-        assert!(require_signed_session(&signer, body(&good).as_bytes()).is_ok());
-        assert!(require_signed_session(&signer, body("abc").as_bytes()).is_err());
-        assert!(require_signed_session(&signer, br#"{"session_id": 1}"#).is_err());
-        assert!(require_signed_session(&signer, b"{}").is_ok());
-        assert!(require_signed_session(&signer, b"not json").is_ok());
+        assert_eq!(check("", &body(&good)), 200);
+        assert_eq!(check("", &body("abc")), 403);
+        assert_eq!(check("", r#"{"session_id": 1}"#), 403);
+        assert_eq!(check("", "{}"), 400);
+        assert_eq!(check("", ""), 400);
+        assert_eq!(check("", "not json"), 400);
+        assert_eq!(check("", r#"{"session_id": "abc", "x": 1e999}"#), 400);
+        assert_eq!(check("", r#"["abc"]"#), 400);
+        let twice = format!(r#"{{"session_id": "abc", "session_id": "{good}"}}"#);
+        assert_eq!(check("", &twice), 400);
+        assert_eq!(check("orders/k/claim", &body(&good)), 404);
+        assert_eq!(check("%6Frders/k/claim", &body(&good)), 404);
+    }
+
+    #[test]
+    fn opening_checkout_needs_no_session_but_a_readable_body() {
+        let signer = SessionSigner::new(b"k");
+        let check = |tail: &str, body: &str| {
+            status(check_session_call(
+                &signer,
+                Role::Checkout,
+                tail,
+                body.as_bytes(),
+            ))
+        };
+        assert_eq!(check("initiate", "{}"), 200);
+        assert_eq!(check("initiate", ""), 200);
+        assert_eq!(check("initiate", r#"{"x": 1e999}"#), 400);
+        assert_eq!(check("initiate", r#"{"session_id": "forged"}"#), 403);
+        assert_eq!(check("process", "{}"), 400);
     }
 }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Cart, SearchPage, StoreError, MAX_CART_LINES};
+use super::{Cart, Claim, Restore, SearchPage, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL};
 use crate::catalog::Product;
-use crate::domain::{ProductId, Quantity, SessionId};
+use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 
 /// How often expired entries are swept, so memory stays bounded by live sessions.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -61,25 +61,51 @@ impl<V> Expiring<V> {
     }
 }
 
+/// An order record: the lines a checkout attempt claimed, then its receipt.
+struct Order {
+    order_id: String,
+    lines: Cart,
+    state: OrderState,
+}
+
+enum OrderState {
+    Pending { claimed_at: Instant },
+    Paid { receipt: String },
+}
+
+/// Carts and order records under one lock, so a claim moves lines in one step.
+struct Tables {
+    carts: Expiring<Cart>,
+    orders: Expiring<Order>,
+}
+
 pub struct MemoryCarts {
-    carts: Mutex<Expiring<Cart>>,
+    tables: Mutex<Tables>,
+}
+
+fn order_key(sid: &SessionId, key: &AttemptKey) -> String {
+    format!("{sid}:{key}")
 }
 
 impl MemoryCarts {
     pub fn new(ttl: Duration) -> Self {
         MemoryCarts {
-            carts: Mutex::new(Expiring::new(ttl)),
+            tables: Mutex::new(Tables {
+                carts: Expiring::new(ttl),
+                orders: Expiring::new(ORDER_TTL),
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<Cart>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave a cart half-written (every update
         // is one map operation), so a poisoned lock is still safe to use.
-        self.carts.lock().unwrap_or_else(|e| e.into_inner())
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn lines(&self, sid: &SessionId) -> Cart {
         self.lock()
+            .carts
             .get_mut(sid.as_str())
             .cloned()
             .unwrap_or_default()
@@ -91,7 +117,8 @@ impl MemoryCarts {
         id: &ProductId,
         quantity: Quantity,
     ) -> Result<Cart, StoreError> {
-        let mut carts = self.lock();
+        let mut tables = self.lock();
+        let carts = &mut tables.carts;
         let mut cart = carts.get_mut(sid.as_str()).cloned().unwrap_or_default();
         if quantity.is_zero() {
             cart.remove(id.as_str());
@@ -110,7 +137,96 @@ impl MemoryCarts {
     }
 
     pub fn clear(&self, sid: &SessionId) {
-        self.lock().remove(sid.as_str());
+        self.lock().carts.remove(sid.as_str());
+    }
+
+    /// Moves the cart's lines to the order record of attempt `key` (see `CartStore::claim`).
+    pub fn claim(&self, sid: &SessionId, key: &AttemptKey, order_id: &OrderId) -> Claim {
+        let tables = &mut *self.lock();
+        let now = Instant::now();
+        if let Some(order) = tables.orders.get_mut(&order_key(sid, key)) {
+            return match &mut order.state {
+                OrderState::Paid { receipt } => Claim::Paid {
+                    receipt: receipt.clone(),
+                },
+                OrderState::Pending { claimed_at } if now - *claimed_at < CLAIM_STALE => {
+                    Claim::Pending {
+                        order_id: order.order_id.clone(),
+                    }
+                }
+                OrderState::Pending { claimed_at } => {
+                    *claimed_at = now;
+                    Claim::Claimed {
+                        order_id: order.order_id.clone(),
+                        lines: order.lines.clone(),
+                    }
+                }
+            };
+        }
+        let lines = tables
+            .carts
+            .get_mut(sid.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if lines.is_empty() {
+            return Claim::Empty;
+        }
+        tables.carts.remove(sid.as_str());
+        let order = Order {
+            order_id: order_id.to_string(),
+            lines: lines.clone(),
+            state: OrderState::Pending { claimed_at: now },
+        };
+        tables.orders.insert(&order_key(sid, key), order);
+        Claim::Claimed {
+            order_id: order_id.to_string(),
+            lines,
+        }
+    }
+
+    /// Puts a pending order's lines back (see `CartStore::restore`).
+    pub fn restore(&self, sid: &SessionId, key: &AttemptKey) -> Restore {
+        let tables = &mut *self.lock();
+        let okey = order_key(sid, key);
+        let lines = match tables.orders.get_mut(&okey) {
+            None => return Restore::Nothing,
+            Some(Order {
+                state: OrderState::Paid { .. },
+                ..
+            }) => return Restore::Paid,
+            Some(order) => std::mem::take(&mut order.lines),
+        };
+        tables.orders.remove(&okey);
+        let mut cart = tables
+            .carts
+            .get_mut(sid.as_str())
+            .cloned()
+            .unwrap_or_default();
+        for (id, quantity) in lines {
+            cart.entry(id).or_insert(quantity);
+        }
+        tables.carts.insert(sid.as_str(), cart);
+        Restore::Restored
+    }
+
+    /// Marks the order of attempt `key` paid, keeping its receipt.
+    pub fn complete(&self, sid: &SessionId, key: &AttemptKey, receipt: &str) {
+        let tables = &mut *self.lock();
+        let okey = order_key(sid, key);
+        let state = OrderState::Paid {
+            receipt: receipt.to_string(),
+        };
+        match tables.orders.get_mut(&okey) {
+            Some(order) => order.state = state,
+            None => tables.orders.insert(
+                &okey,
+                Order {
+                    order_id: String::new(),
+                    lines: Cart::new(),
+                    state,
+                },
+            ),
+        }
     }
 }
 
@@ -232,6 +348,55 @@ mod tests {
         let carts = MemoryCarts::new(Duration::from_millis(20));
         carts.set(&sid("s"), &pid("a"), qty(1)).unwrap();
         std::thread::sleep(Duration::from_millis(40));
+        assert!(carts.lines(&sid("s")).is_empty());
+    }
+
+    fn key(s: &str) -> AttemptKey {
+        AttemptKey::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_claim_moves_the_lines_once_and_a_restore_puts_them_back() {
+        let carts = MemoryCarts::new(Duration::from_secs(60));
+        carts.set(&sid("s"), &pid("a"), qty(2)).unwrap();
+        let order = OrderId::random();
+        let first = carts.claim(&sid("s"), &key("k"), &order);
+        assert!(matches!(first, Claim::Claimed { ref lines, .. } if lines["a"] == 2));
+        assert!(carts.lines(&sid("s")).is_empty());
+        assert!(matches!(
+            carts.claim(&sid("s"), &key("k"), &OrderId::random()),
+            Claim::Pending { ref order_id } if *order_id == order.to_string()
+        ));
+        assert!(matches!(
+            carts.claim(&sid("s"), &key("other"), &OrderId::random()),
+            Claim::Empty
+        ));
+        // A line set during checkout stays as the shopper set it.
+        carts.set(&sid("s"), &pid("b"), qty(1)).unwrap();
+        carts.set(&sid("s"), &pid("a"), qty(7)).unwrap();
+        assert!(matches!(
+            carts.restore(&sid("s"), &key("k")),
+            Restore::Restored
+        ));
+        let cart = carts.lines(&sid("s"));
+        assert_eq!((cart["a"], cart["b"]), (7, 1));
+        assert!(matches!(
+            carts.restore(&sid("s"), &key("k")),
+            Restore::Nothing
+        ));
+    }
+
+    #[test]
+    fn a_paid_order_answers_its_receipt_and_is_never_restored() {
+        let carts = MemoryCarts::new(Duration::from_secs(60));
+        carts.set(&sid("s"), &pid("a"), qty(1)).unwrap();
+        carts.claim(&sid("s"), &key("k"), &OrderId::random());
+        carts.complete(&sid("s"), &key("k"), "{\"paid\":1}");
+        assert!(matches!(
+            carts.claim(&sid("s"), &key("k"), &OrderId::random()),
+            Claim::Paid { ref receipt } if receipt == "{\"paid\":1}"
+        ));
+        assert!(matches!(carts.restore(&sid("s"), &key("k")), Restore::Paid));
         assert!(carts.lines(&sid("s")).is_empty());
     }
 

@@ -24,14 +24,47 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Product;
-use crate::domain::{ProductId, Quantity, SessionId};
+use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::telemetry::span::{Call, Outcome, Peer};
 
 /// The most lines one cart may hold, so traffic generators cannot grow a store unbounded.
 pub const MAX_CART_LINES: usize = 100;
 
+/// How long an order record (the lines a checkout attempt claimed, then its receipt) is
+/// kept: a repeat of the attempt within this time answers the same order.
+pub const ORDER_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A claim whose checkout has not finished after this long is abandoned (its process
+/// died): a repeat of the attempt takes it over. Far beyond any checkout's own time
+/// limits, so a live checkout is never taken over.
+pub const CLAIM_STALE: Duration = Duration::from_secs(120);
+
 /// A cart's lines: product id to quantity, in id order.
 pub type Cart = BTreeMap<String, u16>;
+
+/// What claiming a cart for a checkout attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lines are this attempt's to charge (moved out of the cart in one step).
+    Claimed { order_id: String, lines: Cart },
+    /// Another request of the same attempt holds them and has not finished.
+    Pending { order_id: String },
+    /// The attempt was paid: its receipt, to answer again.
+    Paid { receipt: String },
+    /// No order for this attempt, and nothing in the cart.
+    Empty,
+}
+
+/// What giving a claim back found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The lines are back in the cart (a line the shopper set meanwhile is kept as set).
+    Restored,
+    /// The order was paid; nothing moves.
+    Paid,
+    /// No such order.
+    Nothing,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -157,6 +190,47 @@ impl CartStore {
                 Ok(())
             }
             CartStore::Redis(r) => r.clear(sid).await,
+        }
+    }
+
+    /// Claims the cart for checkout attempt `key` in one atomic step: its lines move to
+    /// the attempt's order record (numbered `order_id`, kept for [`ORDER_TTL`]), so that
+    /// a concurrent or repeated checkout finds nothing left to pay, or the attempt's own
+    /// record. Lines added afterwards stay in the cart for a later order.
+    pub async fn claim(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        order_id: &OrderId,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            CartStore::Memory(m) => Ok(m.claim(sid, key, order_id)),
+            CartStore::Redis(r) => r.claim(sid, key, order_id).await,
+        }
+    }
+
+    /// Gives the lines of an unpaid claim back to the cart and forgets the claim, so that
+    /// the attempt may be tried again.
+    pub async fn restore(&self, sid: &SessionId, key: &AttemptKey) -> Result<Restore, StoreError> {
+        match self {
+            CartStore::Memory(m) => Ok(m.restore(sid, key)),
+            CartStore::Redis(r) => r.restore(sid, key).await,
+        }
+    }
+
+    /// Records that attempt `key` was paid, with the receipt its repeats answer.
+    pub async fn complete(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        receipt: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            CartStore::Memory(m) => {
+                m.complete(sid, key, receipt);
+                Ok(())
+            }
+            CartStore::Redis(r) => r.complete(sid, key, receipt).await,
         }
     }
 

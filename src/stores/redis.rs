@@ -11,10 +11,10 @@ use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::{Config, Pool, Runtime};
 
 use super::{
-    finish_store_call, redact, store_call, Cart, Health, PoolUsage, Server, StoreError,
-    MAX_CART_LINES,
+    finish_store_call, redact, store_call, Cart, Claim, Health, PoolUsage, Restore, Server,
+    StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
 };
-use crate::domain::{ProductId, Quantity, SessionId};
+use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::telemetry::span::Peer;
 
 /// How long one store operation may take in all (pool wait, connect, command).
@@ -338,16 +338,124 @@ redis.call('EXPIRE', key, ttl)
 return redis.call('HGETALL', key)
 "#;
 
-/// cart-data: hash `cart:<sid>` of product id to quantity, with a sliding TTL.
+/// Moves a cart's lines into a checkout attempt's order record, in one step. The record
+/// is a hash: `status` (pending | paid), `order_id`, `claimed_at` (unix seconds),
+/// `receipt`, and `line:<product id>` = quantity. Answers a flat array: status, order id,
+/// receipt, then the claimed lines as id, quantity pairs.
+const CLAIM: &str = r#"
+local cart, order = KEYS[1], KEYS[2]
+local order_id, now, stale, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local status = redis.call('HGET', order, 'status')
+if status == 'paid' then
+  return {'paid', redis.call('HGET', order, 'order_id') or '', redis.call('HGET', order, 'receipt') or ''}
+end
+if status == 'pending' then
+  local held_by = redis.call('HGET', order, 'order_id')
+  if now - tonumber(redis.call('HGET', order, 'claimed_at')) < stale then
+    return {'pending', held_by, ''}
+  end
+  redis.call('HSET', order, 'claimed_at', now)
+  local taken = {'claimed', held_by, ''}
+  local fields = redis.call('HGETALL', order)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 5) == 'line:' then
+      taken[#taken + 1] = string.sub(fields[i], 6)
+      taken[#taken + 1] = fields[i + 1]
+    end
+  end
+  return taken
+end
+local lines = redis.call('HGETALL', cart)
+if #lines == 0 then
+  return {'empty', '', ''}
+end
+local record = {'status', 'pending', 'order_id', order_id, 'claimed_at', now}
+local claimed = {'claimed', order_id, ''}
+for i = 1, #lines, 2 do
+  record[#record + 1] = 'line:' .. lines[i]
+  record[#record + 1] = lines[i + 1]
+  claimed[#claimed + 1] = lines[i]
+  claimed[#claimed + 1] = lines[i + 1]
+end
+redis.call('HSET', order, unpack(record))
+redis.call('EXPIRE', order, ttl)
+redis.call('DEL', cart)
+return claimed
+"#;
+
+/// Gives a pending order's lines back to the cart (a line the shopper set meanwhile is
+/// kept as set) and deletes the record; a paid order is never given back.
+const RESTORE: &str = r#"
+local cart, order = KEYS[1], KEYS[2]
+local status = redis.call('HGET', order, 'status')
+if status == 'paid' then
+  return 'paid'
+end
+if not status then
+  return 'nothing'
+end
+local fields = redis.call('HGETALL', order)
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 5) == 'line:' then
+    redis.call('HSETNX', cart, string.sub(fields[i], 6), fields[i + 1])
+  end
+end
+redis.call('EXPIRE', cart, ARGV[1])
+redis.call('DEL', order)
+return 'restored'
+"#;
+
+/// cart-data: hash `cart:<sid>` of product id to quantity, with a sliding TTL, and hash
+/// `order:<sid>:<attempt>` per checkout attempt (see [`CLAIM`]).
 #[derive(Clone)]
 pub struct RedisCarts {
     pair: RedisPair,
     ttl_secs: u64,
-    set_line: Arc<Script>,
+    scripts: Arc<CartScripts>,
+}
+
+struct CartScripts {
+    set_line: Script,
+    claim: Script,
+    restore: Script,
 }
 
 fn cart_key(sid: &SessionId) -> String {
     format!("cart:{sid}")
+}
+
+fn order_key(sid: &SessionId, key: &AttemptKey) -> String {
+    format!("order:{sid}:{key}")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A claim's answer: status, order id, receipt, then id and quantity pairs.
+fn parse_claim(reply: Vec<String>) -> Result<Claim, redis::RedisError> {
+    let bad = || redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected claim reply"));
+    let mut fields = reply.into_iter();
+    let (status, order_id, receipt) = match (fields.next(), fields.next(), fields.next()) {
+        (Some(s), Some(o), Some(r)) => (s, o, r),
+        _ => return Err(bad()),
+    };
+    Ok(match status.as_str() {
+        "paid" => Claim::Paid { receipt },
+        "pending" => Claim::Pending { order_id },
+        "empty" => Claim::Empty,
+        "claimed" => {
+            let mut lines = Cart::new();
+            while let (Some(id), Some(quantity)) = (fields.next(), fields.next()) {
+                lines.insert(id, quantity.parse().map_err(|_| bad())?);
+            }
+            Claim::Claimed { order_id, lines }
+        }
+        _ => return Err(bad()),
+    })
 }
 
 impl RedisCarts {
@@ -355,8 +463,84 @@ impl RedisCarts {
         RedisCarts {
             pair,
             ttl_secs: ttl.as_secs().max(1),
-            set_line: Arc::new(Script::new(SET_LINE)),
+            scripts: Arc::new(CartScripts {
+                set_line: Script::new(SET_LINE),
+                claim: Script::new(CLAIM),
+                restore: Script::new(RESTORE),
+            }),
         }
+    }
+
+    pub async fn claim(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        order_id: &OrderId,
+    ) -> Result<Claim, StoreError> {
+        let (cart, order) = (cart_key(sid), order_key(sid, key));
+        let scripts = self.scripts.clone();
+        let order_id = order_id.to_string();
+        self.pair
+            .write("EVALSHA", |mut conn| async move {
+                let reply: Vec<String> = scripts
+                    .claim
+                    .key(cart)
+                    .key(order)
+                    .arg(order_id)
+                    .arg(unix_now())
+                    .arg(CLAIM_STALE.as_secs())
+                    .arg(ORDER_TTL.as_secs())
+                    .invoke_async(&mut *conn)
+                    .await?;
+                Ok((parse_claim(reply)?, conn))
+            })
+            .await
+    }
+
+    pub async fn restore(&self, sid: &SessionId, key: &AttemptKey) -> Result<Restore, StoreError> {
+        let (cart, order) = (cart_key(sid), order_key(sid, key));
+        let scripts = self.scripts.clone();
+        let ttl = self.ttl_secs;
+        self.pair
+            .write("EVALSHA", |mut conn| async move {
+                let reply: String = scripts
+                    .restore
+                    .key(cart)
+                    .key(order)
+                    .arg(ttl)
+                    .invoke_async(&mut *conn)
+                    .await?;
+                let restore = match reply.as_str() {
+                    "restored" => Restore::Restored,
+                    "paid" => Restore::Paid,
+                    _ => Restore::Nothing,
+                };
+                Ok((restore, conn))
+            })
+            .await
+    }
+
+    pub async fn complete(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        receipt: &str,
+    ) -> Result<(), StoreError> {
+        let order = order_key(sid, key);
+        let receipt = receipt.to_string();
+        self.pair
+            .write("HSET", |mut conn| async move {
+                let _: () = redis::pipe()
+                    .atomic()
+                    .hset_multiple(&order, &[("status", "paid"), ("receipt", &receipt)])
+                    .ignore()
+                    .expire(&order, ORDER_TTL.as_secs() as i64)
+                    .ignore()
+                    .query_async(&mut *conn)
+                    .await?;
+                Ok(((), conn))
+            })
+            .await
     }
 
     pub fn for_worker(&self) -> Self {
@@ -402,11 +586,12 @@ impl RedisCarts {
         quantity: Quantity,
     ) -> Result<Cart, StoreError> {
         let key = cart_key(sid);
-        let script = self.set_line.clone();
+        let scripts = self.scripts.clone();
         let (field, ttl) = (id.to_string(), self.ttl_secs);
         self.pair
             .write("EVALSHA", |mut conn| async move {
-                let cart: Cart = script
+                let cart: Cart = scripts
+                    .set_line
                     .key(key)
                     .arg(field)
                     .arg(quantity.get())

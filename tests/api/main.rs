@@ -11,6 +11,7 @@ mod content;
 mod faults;
 mod gateways;
 mod journey;
+mod orders;
 mod payment;
 mod product;
 mod smoke;

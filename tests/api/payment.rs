@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// Payment is internal: checkout reaches it through the api-gateway.
 async fn pay(app: &TestApp, body: &Value) -> Reply {
-    app.json(Method::POST, &app.web("/api/v1/payment/process"), body)
-        .await
+    let url = app.url(Role::ApiGateway, "/api/v1/payment/process");
+    app.json(Method::POST, &url, body).await
 }
 
 /// Successful payments so far, by the payment role's own count.
@@ -118,7 +119,7 @@ async fn a_payment_without_a_card_or_amount_is_refused() {
     let malformed = app
         .send(
             Method::POST,
-            &app.web("/api/v1/payment/process"),
+            &app.url(Role::ApiGateway, "/api/v1/payment/process"),
             &[("content-type", "application/json")],
             "{\"amount\": ",
         )
