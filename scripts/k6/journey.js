@@ -17,9 +17,12 @@
 //
 // Every response is checked; the thresholds (failed requests < 1%, checks > 99%) make k6
 // exit non-zero when the shop is broken. Every request carries the W3C baggage entry
-// `synthetic_request=true` so that tools can tell this traffic from real users.
+// `synthetic_request=true` so that tools can tell this traffic from real users. The payment
+// carries an `Idempotency-Key`, one per order attempt (here: per journey), as the shop's UI
+// sends it: a repeat with the same key answers the same order and charges nothing.
 
 import http from 'k6/http';
+import crypto from 'k6/crypto';
 import { check, group, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 
@@ -57,8 +60,8 @@ const journeyDuration = new Trend('journey_duration', true);
 
 const SYNTHETIC = { baggage: 'synthetic_request=true' };
 
-function params(name, json) {
-  const headers = Object.assign({}, SYNTHETIC);
+function params(name, json, extra) {
+  const headers = Object.assign({}, SYNTHETIC, extra || {});
   if (json) headers['Content-Type'] = 'application/json';
   return { headers: headers, tags: { name: name } };
 }
@@ -67,8 +70,22 @@ function get(path, name) {
   return http.get(BASE_URL + path, params(name || path, false));
 }
 
-function send(method, path, body, name) {
-  return http.request(method, BASE_URL + path, JSON.stringify(body), params(name || path, true));
+function send(method, path, body, name, headers) {
+  return http.request(method, BASE_URL + path, JSON.stringify(body), params(name || path, true, headers));
+}
+
+// What the shop accepts as an Idempotency-Key: 1-128 characters of [A-Za-z0-9_-].
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{1,128}$/;
+
+// A new Idempotency-Key: a random (version 4) UUID from k6/crypto's random bytes (older k6
+// has no crypto.randomUUID).
+export function idempotencyKey() {
+  const b = new Uint8Array(crypto.randomBytes(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  let h = '';
+  for (let i = 0; i < b.length; i++) h += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+  return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
 }
 
 function pause() {
@@ -241,12 +258,18 @@ export function setup() {
   if (!luhnValid(card) || luhnValid(card.slice(0, -1) + String((+card.slice(-1) + 1) % 10))) {
     throw new Error('the Luhn generator is broken: ' + card);
   }
+  const key = idempotencyKey();
+  if (!IDEMPOTENCY_KEY.test(key) || key === idempotencyKey()) {
+    throw new Error('the Idempotency-Key generator is broken: ' + key);
+  }
 }
 
 export default function () {
   ok = true;
   const started = Date.now();
   let sessionId;
+  // This journey's order attempt: made when the checkout opens, sent with the payment.
+  let orderKey;
 
   group('home', () => {
     isPage(get('/', 'GET /'));
@@ -298,6 +321,7 @@ export default function () {
 
   group('checkout', () => {
     isPage(get('/checkout', 'GET /checkout'));
+    orderKey = idempotencyKey();
     cartOf(sessionId);
     documents([PRODUCT]);
     const initiate = send('POST', '/api/v1/checkout/initiate', {}, 'POST /api/v1/checkout/initiate');
@@ -310,10 +334,15 @@ export default function () {
 
   group('pay', () => {
     const res = send('POST', '/api/v1/checkout/process', fakeOrder(sessionId, PRICE),
-      'POST /api/v1/checkout/process');
+      'POST /api/v1/checkout/process', { 'Idempotency-Key': orderKey });
     expect(res, {
       'pay: status 200': (r) => r.status === 200,
       'pay: success': (r) => success(json(r)),
+      'pay: has an order_id': (r) => {
+        const b = json(r);
+        return b !== undefined && b !== null && b.order_id !== undefined && b.order_id !== null
+          && String(b.order_id).length > 0;
+      },
       'pay: amount 3.5': (r) => {
         const b = json(r);
         return b !== undefined && Number(b.amount) === PRICE;

@@ -11,6 +11,13 @@
 // and the not-found page. Screenshots of every page go to test-output/screenshots/.
 // It also measures the first load's size (HTML, JS, CSS gzipped) and fails past 150 KB, and
 // fails if the page asks any host but the shop.
+// Security (SPEC §5): every kind of response the page gets (the page, its script and style,
+// the API, an image) carries the web-gateway's security headers (SECURITY_HEADERS: the
+// Content-Security-Policy and three more), and the page runs under that policy without a
+// single violation (securitypolicyviolation events and console reports both fail it). Every
+// checkout request carries an Idempotency-Key: one per order attempt, a new one for the next
+// order; on the desktop run the answer to the first payment is lost on its way back (the shop
+// did place the order), and the retry, with the same key, shows that same order.
 //
 // Environment: ECOMMERCE_BIN (default target/debug/ecommerce), BASE_PORT (default: the first
 // free block of 7 ports from 18480), CHROMIUM (default /usr/bin/chromium), SCREENSHOTS.
@@ -33,6 +40,46 @@ const TOPOLOGY_DIR = path.join(ROOT, 'target/topology-browser');
 const BUDGET = 150 * 1024;
 const TIMEOUT = 15_000;
 const ROLES = ['web-gateway', 'api-gateway', 'cart', 'checkout', 'content', 'payment', 'product'];
+
+// The headers the web-gateway sends on every response (SPEC §5, web-gateway).
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'same-origin',
+};
+// What the shop accepts as an Idempotency-Key.
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{1,128}$/;
+// Every CSP violation seen, to explain a journey that fails further on because of one.
+const cspSeen = [];
+
+/** A CSP as directive name -> its sources in order ("default-src" -> "'self'"). */
+const cspDirectives = (policy) =>
+  new Map(
+    policy
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .filter((d) => d[0])
+      .map(([n, ...v]) => [n.toLowerCase(), v.join(' ')]),
+  );
+
+/** What is wrong with a response's security headers: [] when they are all as SECURITY_HEADERS. */
+function securityHeaderProblems(headers) {
+  const wrong = [];
+  for (const [name, want] of Object.entries(SECURITY_HEADERS)) {
+    const got = headers[name];
+    if (got === undefined) wrong.push(`${name} is missing`);
+    else if (name === 'content-security-policy') {
+      const g = cspDirectives(got);
+      const w = cspDirectives(want);
+      const same = g.size === w.size && [...w].every(([d, v]) => g.get(d) === v);
+      if (!same) wrong.push(`${name} is "${got}", not "${want}"`);
+    } else if (got.trim().toLowerCase() !== want.toLowerCase()) wrong.push(`${name} is "${got}", not "${want}"`);
+  }
+  return wrong;
+}
 
 let passed = 0;
 let failed = 0;
@@ -152,13 +199,51 @@ async function journey(browser, origin, width) {
     foreign.push(url);
     return route.abort();
   });
+  // Content-Security-Policy violations: the page's securitypolicyviolation events (reported
+  // from an init script, so from before the first byte of every page) and Chromium's console
+  // reports of them ("Refused to ... because it violates the following Content Security
+  // Policy directive ...").
+  const csp = [];
+  const violation = (v) => {
+    csp.push(v);
+    cspSeen.push(`[${name}] ${v}`);
+  };
+  await context.exposeBinding('__cspViolation', (_source, v) => violation(v));
+  await context.addInitScript(() => {
+    document.addEventListener(
+      'securitypolicyviolation',
+      (e) => {
+        const where = `${e.sourceFile || document.URL}:${e.lineNumber}:${e.columnNumber}`;
+        const what = `${e.effectiveDirective || e.violatedDirective} blocked ${e.blockedURI || '(inline)'} at ${where}`;
+        const v = `securitypolicyviolation: ${what}${e.sample ? ` sample "${e.sample}"` : ''}`;
+        if (typeof window.__cspViolation === 'function') window.__cspViolation(v);
+        else console.error(`Content Security Policy violation: ${v}`);
+      },
+      true,
+    );
+  });
   const page = await context.newPage();
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) violation(`console ${m.type()}: ${m.text()}`);
     // Chromium logs every HTTP error status (a declined card's 400, an unknown drink's 404, the
     // simulated outage's 503) as "Failed to load resource"; the page handles those. Anything else
     // is worth reading.
-    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+    else if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  const noViolations = (when) =>
+    check(csp.length === 0, `[${name}] no Content-Security-Policy violation ${when}`, csp.join(' | '));
+  // The first response of each kind from the shop, for its security headers.
+  const firstOfKind = new Map();
+  page.on('response', (r) => {
+    const kind = r.request().resourceType();
+    if (r.url().startsWith(origin + '/') && !firstOfKind.has(kind)) firstOfKind.set(kind, r);
+  });
+  // The Idempotency-Key of every checkout request the page sends.
+  const orderKeys = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url() === origin + '/api/v1/checkout/process')
+      orderKeys.push(r.headers()['idempotency-key']);
   });
 
   let shot = 0;
@@ -181,7 +266,7 @@ async function journey(browser, origin, width) {
   };
 
   // Home: six best-rated drinks, every image loaded.
-  await page.goto(origin + '/');
+  const home = await page.goto(origin + '/');
   const cards = page.locator('ul.grid > li.card:not(.skel)');
   await cards.nth(5).waitFor();
   check((await cards.count()) === 6, `[${name}] home shows six products`, `${await cards.count()} shown`);
@@ -198,6 +283,16 @@ async function journey(browser, origin, width) {
   const cookie = (await context.cookies()).find((c) => c.name === 'session_id');
   check(!!cookie && cookie.value.includes('.'), `[${name}] the page load set a signed session_id cookie`);
   check(await countIs(0), `[${name}] header cart count is 0`);
+  const pageHeaders = securityHeaderProblems(await home.allHeaders());
+  check(pageHeaders.length === 0, `[${name}] the page's response carries the security headers (CSP and 3 more)`, pageHeaders.join('; '));
+  for (const kind of ['script', 'stylesheet', 'fetch', 'image']) {
+    const r = firstOfKind.get(kind);
+    const a = /^[aeiou]/.test(kind) ? 'an' : 'a';
+    check(!!r, `[${name}] the home page loaded ${a} ${kind} from the shop`);
+    const wrong = securityHeaderProblems(await r.allHeaders());
+    check(wrong.length === 0, `[${name}] ${a} ${kind} response carries the security headers (${new URL(r.url()).pathname})`, wrong.join('; '));
+  }
+  noViolations('on the home page');
   await screenshot('home');
 
   // Search suggestions as you type.
@@ -264,6 +359,11 @@ async function journey(browser, origin, width) {
   const message = await error.textContent();
   check(/Invalid card number/.test(message), `[${name}] a declined card shows the error on the form`, message);
   check(await pay.isEnabled(), `[${name}] the pay button can be pressed again after the decline`);
+  check(
+    orderKeys.length === 1 && IDEMPOTENCY_KEY.test(orderKeys[0] ?? ''),
+    `[${name}] the checkout request carried an Idempotency-Key header (${orderKeys[0]})`,
+    JSON.stringify(orderKeys),
+  );
   await screenshot('checkout-declined');
   check(await countIs(1), `[${name}] after the decline the header still counts 1`);
   await page.getByRole('link', { name: 'Edit cart' }).click();
@@ -278,13 +378,56 @@ async function journey(browser, origin, width) {
   await page.getByRole('link', { name: 'Proceed to checkout' }).click();
   await page.waitForURL(origin + '/checkout');
   check((await page.getByLabel('Card number').inputValue()) === '4111 1111 1111 1111', `[${name}] the form offers the good test card again`);
+  let lostOrder = null;
+  if (name === 'desktop') {
+    // The shop places the order, but its answer is lost on the way back: the page cannot know
+    // the order went through, keeps the form, and the retry (same Idempotency-Key) must answer
+    // that very order without charging again.
+    await page.route(
+      origin + '/api/v1/checkout/process',
+      async (route) => {
+        const res = await route.fetch();
+        lostOrder = { status: res.status(), body: await res.json().catch(() => null) };
+        await route.abort('connectionreset');
+      },
+      { times: 1 },
+    );
+  }
   await page.locator('button.pay').click();
+  if (name === 'desktop') {
+    await error.waitFor();
+    const lost = await error.textContent();
+    check(
+      lostOrder?.status === 200 && !!lostOrder.body?.order_id,
+      `[${name}] the shop placed the order whose answer was lost (${lostOrder?.body?.order_id})`,
+      JSON.stringify(lostOrder),
+    );
+    check(/could not confirm your order/.test(lost) && /not be charged twice/.test(lost), `[${name}] a lost answer says the order may have gone through and a retry is safe`, lost);
+    check(await pay.isEnabled(), `[${name}] the pay button can be pressed again after the lost answer`);
+    await screenshot('checkout-lost-answer');
+    await pay.click();
+  }
   await page.waitForURL(origin + '/confirmation');
   const amount = page.locator('[data-testid=order-amount]');
   await amount.waitFor();
   check((await amount.textContent()) === '$3.50', `[${name}] the confirmation shows the amount $3.50`);
   const orderId = (await page.locator('.oid').textContent()).trim();
   check(orderId.length > 0, `[${name}] the confirmation shows an order id (${orderId})`);
+  const attemptKeys = orderKeys.slice(1);
+  check(
+    attemptKeys.length === (name === 'desktop' ? 2 : 1) && attemptKeys.every((k) => IDEMPOTENCY_KEY.test(k ?? '')),
+    `[${name}] every checkout request of the order carried an Idempotency-Key header`,
+    JSON.stringify(orderKeys),
+  );
+  check(attemptKeys[0] !== orderKeys[0], `[${name}] the new checkout (after the decline and the cart) is a new attempt: a new key`);
+  if (name === 'desktop') {
+    check(attemptKeys[1] === attemptKeys[0], `[${name}] the retry after the lost answer sent the same Idempotency-Key`, JSON.stringify(attemptKeys));
+    check(
+      orderId === String(lostOrder.body.order_id),
+      `[${name}] the retry shows the order placed by the lost attempt (${orderId})`,
+      `the lost answer had ${lostOrder.body.order_id}`,
+    );
+  }
   check(await countIs(0), `[${name}] after the order the header counts 0`);
   await screenshot('confirmation');
   await page.reload();
@@ -349,6 +492,7 @@ async function journey(browser, origin, width) {
     check(true, `[${name}] Try again recovers when the API answers`);
   }
 
+  noViolations('anywhere in the journey');
   check(foreign.length === 0, `[${name}] no request to any host but the shop`, foreign.join(', '));
   check(problems.length === 0, `[${name}] no script errors in the page`, problems.join(' | '));
   await context.close();
@@ -388,6 +532,8 @@ main().then(
   (e) => {
     failed++;
     console.error(`FAIL ${e.message}`);
+    // A step that broke because the policy blocked something: say so.
+    if (cspSeen.length) console.error(`Content-Security-Policy violations seen:\n  ${cspSeen.join('\n  ')}`);
     console.log(`${passed} passed, ${failed} failed`);
     process.exitCode = 1;
   },

@@ -20,6 +20,14 @@ beforeEach(() => {
 });
 afterEach(() => api.setFetch(null));
 
+const address = { street_1: 's', street_2: '', city: 'c', state: 'st', postal_code: '1', country: 'US' };
+const form: api.CheckoutForm = {
+  amountCents: 350,
+  shipping: address,
+  billing: address,
+  card: { name: 'n', number: '4111 1111 1111 1111', expiration: '12/30', security_code: '123' },
+};
+
 describe('API calls', () => {
   it('search sends the query and page size and remembers products', async () => {
     api.setFetch(
@@ -48,12 +56,15 @@ describe('API calls', () => {
   it('a declined card rejects with the API reason and status', async () => {
     api.setFetch(respond(400, { message: 'failure', reason: 'Invalid card number' }) as unknown as typeof fetch);
     const err = await api
-      .placeOrder({
-        amountCents: 350,
-        shipping: { street_1: 's', street_2: '', city: 'c', state: 'st', postal_code: '1', country: 'US' },
-        billing: { street_1: 's', street_2: '', city: 'c', state: 'st', postal_code: '9', country: 'US' },
-        card: { name: 'n', number: '4111 1111 1111 1112', expiration: '12/30', security_code: '123' },
-      })
+      .placeOrder(
+        {
+          amountCents: 350,
+          shipping: { street_1: 's', street_2: '', city: 'c', state: 'st', postal_code: '1', country: 'US' },
+          billing: { street_1: 's', street_2: '', city: 'c', state: 'st', postal_code: '9', country: 'US' },
+          card: { name: 'n', number: '4111 1111 1111 1112', expiration: '12/30', security_code: '123' },
+        },
+        'k',
+      )
       .catch((e) => e);
     expect(err).toBeInstanceOf(api.ApiError);
     expect(err.status).toBe(400);
@@ -68,6 +79,41 @@ describe('API calls', () => {
       postal_code: '9',
     });
     expect(body.session_id).toBe('sid123.c2lnbmF0dXJl=');
+  });
+
+  it('placeOrder sends the Idempotency-Key it is given, with the JSON headers', async () => {
+    api.setFetch(
+      respond(200, { message: 'success', order_id: 'o-1', amount: 3.5, items: [] }) as unknown as typeof fetch,
+    );
+    const order = await api.placeOrder(form, 'attempt-1');
+    expect(order.order_id).toBe('o-1');
+    expect(calls[0].url).toBe('/api/v1/checkout/process');
+    expect(calls[0].init.method).toBe('POST');
+    const headers = new Headers(calls[0].init.headers);
+    expect(headers.get('Idempotency-Key')).toBe('attempt-1');
+    expect(headers.get('Content-Type')).toBe('application/json');
+    await api.placeOrder(form, 'attempt-1');
+    expect(new Headers(calls[1].init.headers).get('Idempotency-Key')).toBe('attempt-1');
+  });
+
+  it('placeOrder gives up after its timeout with a status-0 error, so the page can retry the same attempt', async () => {
+    api.setFetch(((_url: string, init: RequestInit) =>
+      new Promise((_, reject) =>
+        init.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError'))),
+      )) as unknown as typeof fetch);
+    const err = await api.placeOrder(form, 'attempt-2', 20).catch((e) => e);
+    expect(err).toBeInstanceOf(api.ApiError);
+    expect(err.status).toBe(0);
+    expect(err.message).toBe(api.ORDER_TIMEOUT);
+  });
+
+  it('a connection that breaks while the answer is read is a status-0 error', async () => {
+    api.setFetch((async () => ({
+      ok: true,
+      status: 200,
+      text: () => Promise.reject(new TypeError('network error')),
+    })) as unknown as typeof fetch);
+    await expect(api.placeOrder(form, 'attempt-3')).rejects.toMatchObject({ message: api.UNREACHABLE, status: 0 });
   });
 
   it('a failure body with status 200 is still a failure', async () => {

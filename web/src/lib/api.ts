@@ -83,9 +83,20 @@ export function setFetch(f: Fetch | null): void {
   fetchImpl = f;
 }
 
-/** One JSON call. Resolves with the parsed body of a success, rejects with an ApiError. */
-export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
+const isAbort = (e: unknown) => (e as { name?: string } | null)?.name === 'AbortError';
+
+/**
+ * One JSON call. Resolves with the parsed body of a success, rejects with an ApiError (or the
+ * AbortError of `signal`). `extraHeaders` are sent along with the JSON ones.
+ */
+export async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  signal?: AbortSignal,
+  extraHeaders?: Record<string, string>,
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...extraHeaders };
   const init: RequestInit = { method, headers, credentials: 'same-origin', signal };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -95,12 +106,19 @@ export async function request<T>(method: string, path: string, body?: unknown, s
   try {
     res = await (fetchImpl ?? fetch)(path, init);
   } catch (e) {
-    if ((e as { name?: string })?.name === 'AbortError') throw e;
+    if (isAbort(e)) throw e;
+    throw new ApiError(UNREACHABLE, 0);
+  }
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (e) {
+    // The connection broke (or the call was aborted) while the answer was being read.
+    if (isAbort(e)) throw e;
     throw new ApiError(UNREACHABLE, 0);
   }
   let data: unknown = null;
   try {
-    const text = await res.text();
     data = text ? JSON.parse(text) : null;
   } catch {
     data = null;
@@ -194,5 +212,32 @@ export function checkoutBody(f: CheckoutForm, session: string | null) {
   };
 }
 
-export const placeOrder = (f: CheckoutForm): Promise<Order> =>
-  request<Order>('POST', '/api/v1/checkout/process', checkoutBody(f, sessionId()));
+/** How long to wait for the order's answer (the payment alone takes up to a second). */
+export const ORDER_TIMEOUT_MS = 30_000;
+export const ORDER_TIMEOUT = 'The shop did not answer in time.';
+
+/**
+ * Places the order. `idempotencyKey` names the attempt (see ./idempotency): every submit of
+ * the same attempt must pass the same key, so that a repeat answers the first one's order
+ * instead of charging again. A network failure or no answer within `timeoutMs` rejects with
+ * an ApiError of status 0: the order may or may not have been placed, and a retry with the
+ * same key finds out safely.
+ */
+export async function placeOrder(
+  f: CheckoutForm,
+  idempotencyKey: string,
+  timeoutMs: number = ORDER_TIMEOUT_MS,
+): Promise<Order> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    return await request<Order>('POST', '/api/v1/checkout/process', checkoutBody(f, sessionId()), abort.signal, {
+      'Idempotency-Key': idempotencyKey,
+    });
+  } catch (e) {
+    if (isAbort(e)) throw new ApiError(ORDER_TIMEOUT, 0);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import { initiateCheckout, loadProducts, placeOrder, products, type Address } from '../lib/api';
+import { ApiError, initiateCheckout, loadProducts, placeOrder, products, type Address } from '../lib/api';
 import { luhnValid, validExpiry } from '../lib/card';
-import { cartLines, lineCents, totalCents } from '../lib/cart';
+import { cartLines, lineCents, totalCents, type Line } from '../lib/cart';
+import { newIdempotencyKey } from '../lib/idempotency';
 import { formatCents } from '../lib/money';
 import { saveOrder } from '../lib/order';
 import { orderPlaced, refreshCart, useCart } from '../lib/store';
@@ -99,6 +100,19 @@ export function CheckoutPage() {
   const [same, setSame] = useState(true);
   const [card, setCard] = useState(FAKE_CARD);
   const [paying, setPaying] = useState(false);
+  // Set at once on submit (state only changes with the next render): a second submit while
+  // the order is in flight, however quick, is ignored.
+  const inFlight = useRef(false);
+  // This order attempt's Idempotency-Key: made when the checkout opens, sent with every
+  // submit of the attempt (a retry after a network error or a timeout answers the same order
+  // and charges nothing), replaced after an order is placed. A declined card keeps it: the
+  // shop gives the cart's lines back then, and paying again under the key is a new try.
+  const attempt = useRef('');
+  if (!attempt.current) attempt.current = newIdempotencyKey();
+  // The lines of a submit whose outcome is unknown (no answer, or a server error): shown, and
+  // paid for on a retry, even when the cart now reads empty because that order did go
+  // through; the retry with the same key then shows that order.
+  const [unsure, setUnsure] = useState<Line[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const errorRef = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -127,7 +141,7 @@ export function CheckoutPage() {
         <Loading>Loading your order…</Loading>
       </>
     );
-  const lines = cartLines(cart, products);
+  const lines = unsure ?? cartLines(cart, products);
   if (!lines.length && !paying)
     return (
       <>
@@ -147,19 +161,33 @@ export function CheckoutPage() {
   const amount = totalCents(lines);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    if (paying) return;
+    if (inFlight.current) return;
+    inFlight.current = true;
     setPaying(true);
     setError(null);
     try {
-      const order = await placeOrder({ amountCents: amount, shipping, billing: same ? shipping : billing, card });
+      const form = { amountCents: amount, shipping, billing: same ? shipping : billing, card };
+      const order = await placeOrder(form, attempt.current);
+      attempt.current = newIdempotencyKey();
+      setUnsure(null);
       saveOrder(order);
       orderPlaced();
       navigate('/confirmation');
     } catch (err) {
       const reason = (err as Error).message.replace(/([^.!?])$/, '$1.');
-      setError(`Your order was not placed: ${reason} Your cart has been kept, so you can try again.`);
+      const status = err instanceof ApiError ? err.status : 0;
+      // No answer, or the shop failed: the order may have gone through all the same.
+      const unknown = status === 0 || status >= 500;
+      setUnsure(unknown ? lines : null);
+      setError(
+        unknown
+          ? `We could not confirm your order: ${reason} Please try again: if it did go through, you will see that order and will not be charged twice.`
+          : `Your order was not placed: ${reason} Your cart has been kept, so you can try again.`,
+      );
       setPaying(false);
       refreshCart().catch(() => {});
+    } finally {
+      inFlight.current = false;
     }
   };
 

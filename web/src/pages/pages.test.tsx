@@ -5,6 +5,7 @@ import { createRoot, type Root } from 'react-dom/client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../App';
 import * as api from '../lib/api';
+import { IDEMPOTENCY_KEY } from '../lib/idempotency';
 import { forgetOrder } from '../lib/order';
 import { resetCartStore } from '../lib/store';
 
@@ -13,10 +14,20 @@ import { resetCartStore } from '../lib/store';
 const tea = { id: 'f95e2475', name: 'Sweet Tea', price: 3.5, rating: 4.7, reviews: 12, filename: 'sweet-tea.jpeg',
   description: 'Sweet Tea', category: null, alcoholic: 'non-alcoholic', temperature: 'cold', type: 'tea' };
 
-/** A tiny fake of the API: one cart, one drink; cards ending in 2 are declined. */
-function fakeShop(opts: { cartDown?: boolean } = {}) {
+/**
+ * A tiny fake of the API: one cart, one drink; cards ending in 2 are declined. Orders are
+ * kept by Idempotency-Key, as the shop does: a repeat of a key answers the same order.
+ * `unreachable` process calls fail before reaching the shop; `lost` ones place the order and
+ * then lose the answer (both look like a network error to the page).
+ */
+function fakeShop(opts: { cartDown?: boolean; unreachable?: number; lost?: number } = {}) {
   const cart: Record<string, number> = {};
   const seen: string[] = [];
+  const keys: (string | null)[] = [];
+  const orders = new Map<string, unknown>();
+  let unreachable = opts.unreachable ?? 0;
+  let lost = opts.lost ?? 0;
+  let nextOrder = 42;
   const json = (status: number, body: unknown) =>
     new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
   const fetch = async (url: string, init: RequestInit) => {
@@ -38,16 +49,24 @@ function fakeShop(opts: { cartDown?: boolean } = {}) {
     if (url.startsWith('/api/v1/product/products/')) return json(404, { message: 'failure', reason: 'No such product' });
     if (url === '/api/v1/checkout/initiate') return json(200, { message: 'success' });
     if (url === '/api/v1/checkout/process') {
+      const key = new Headers(init.headers).get('Idempotency-Key');
+      keys.push(key);
+      if (unreachable > 0 && unreachable--) throw new TypeError('Failed to fetch');
+      if (key && orders.has(key)) return json(200, orders.get(key));
       if (body.billing.card.number.endsWith('2')) return json(400, { message: 'failure', reason: 'Invalid card number' });
       const qty = cart[tea.id];
+      if (!qty) return json(400, { message: 'failure', reason: 'Your cart is empty' });
       Object.keys(cart).forEach((k) => delete cart[k]);
-      return json(200, { message: 'success', order_id: 'order-42', amount: 3.5 * qty,
-        items: [{ id: tea.id, name: tea.name, quantity: qty, price: 3.5, subtotal: 3.5 * qty }] });
+      const order = { message: 'success', order_id: `order-${nextOrder++}`, amount: 3.5 * qty,
+        items: [{ id: tea.id, name: tea.name, quantity: qty, price: 3.5, subtotal: 3.5 * qty }] };
+      if (key) orders.set(key, order);
+      if (lost > 0 && lost--) throw new TypeError('Failed to fetch');
+      return json(200, order);
     }
     return json(404, { message: 'failure', reason: 'unknown' });
   };
   api.setFetch(fetch as unknown as typeof globalThis.fetch);
-  return { cart, seen };
+  return { cart, seen, keys, orders };
 }
 
 let root: Root;
@@ -190,5 +209,79 @@ describe('pages', () => {
     expect($('[role=listbox]')?.textContent).toContain('Sweet Tea');
     expect(input.getAttribute('aria-expanded')).toBe('true');
     expect(shop.seen).toContain('POST /api/v1/product/suggestions');
+  });
+  it('checkout sends an Idempotency-Key: the same for every submit of one attempt, a new one after an order', async () => {
+    const shop = fakeShop({ unreachable: 1 });
+    shop.cart[tea.id] = 1;
+    await open('/checkout');
+    // The first submit does not reach the shop: the form says so and keeps the order.
+    await click($('button.pay'));
+    await until(() => !!$('[data-testid=checkout-error]'), 'error shown');
+    expect($('[data-testid=checkout-error]')?.textContent).toContain('not be charged twice');
+    expect(shop.orders.size).toBe(0);
+    // The retry is the same attempt: same key.
+    await click($('button.pay'));
+    await until(() => window.location.pathname === '/confirmation', 'confirmation');
+    expect(shop.keys).toHaveLength(2);
+    expect(shop.keys[0]).toMatch(IDEMPOTENCY_KEY);
+    expect(shop.keys[1]).toBe(shop.keys[0]);
+    expect(text()).toContain('order-42');
+
+    // The next order is a new attempt: a new key.
+    shop.cart[tea.id] = 2;
+    await open('/checkout');
+    await click($('button.pay'));
+    await until(() => text().includes('order-43'), 'second order');
+    expect(shop.keys).toHaveLength(3);
+    expect(shop.keys[2]).toMatch(IDEMPOTENCY_KEY);
+    expect(shop.keys[2]).not.toBe(shop.keys[0]);
+    expect(shop.orders.size).toBe(2);
+  });
+
+  it('a retry after a lost answer shows the order that was placed, and charges once', async () => {
+    const shop = fakeShop({ lost: 1 });
+    shop.cart[tea.id] = 3;
+    await open('/checkout');
+    await click($('button.pay'));
+    await until(() => !!$('[data-testid=checkout-error]'), 'error shown');
+    // The shop did place the order (the cart is empty now), but the page could not know:
+    // the form stays, with the amount of the order being paid.
+    expect(shop.cart).toEqual({});
+    expect($('[data-testid=checkout-error]')?.textContent).toContain('We could not confirm your order');
+    expect($('button.pay')?.textContent).toContain('$10.50');
+    await click($('button.pay'));
+    await until(() => window.location.pathname === '/confirmation', 'confirmation');
+    expect(shop.keys).toEqual([shop.keys[0], shop.keys[0]]);
+    expect(shop.orders.size).toBe(1);
+    expect(text()).toContain('order-42');
+    expect($('[data-testid=order-amount]')?.textContent).toBe('$10.50');
+  });
+
+  it('a declined card keeps the key; the pay button cannot submit twice while the order is in flight', async () => {
+    const shop = fakeShop();
+    shop.cart[tea.id] = 1;
+    await open('/checkout');
+    const number = $<HTMLInputElement>('#card-number')!;
+    const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')!.set!;
+    await act(async () => {
+      setter.call(number, '4111 1111 1111 1112');
+      number.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    await click($('button.pay'));
+    await until(() => !!$('[data-testid=checkout-error]'), 'declined');
+    await act(async () => {
+      setter.call(number, '4111 1111 1111 1111');
+      number.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    // A double click: both clicks land before React renders the disabled button.
+    const pay = $('button.pay')!;
+    await act(async () => {
+      pay.click();
+      pay.click();
+    });
+    await until(() => window.location.pathname === '/confirmation', 'confirmation');
+    expect(shop.seen.filter((s) => s === 'POST /api/v1/checkout/process')).toHaveLength(2);
+    expect(shop.keys[1]).toBe(shop.keys[0]);
+    expect(shop.orders.size).toBe(1);
   });
 });
