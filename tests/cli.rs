@@ -100,6 +100,64 @@ fn a_port_in_use_exits_non_zero_with_one_line_naming_listen() {
 }
 
 #[test]
+fn an_admin_port_in_use_exits_non_zero_with_one_line_naming_admin_listen() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let output = run_to_exit(ecommerce(&[
+        "serve",
+        "--role",
+        "payment",
+        "--listen",
+        &listen,
+        "--admin-listen",
+        &admin,
+    ]));
+
+    assert_one_line_naming(&output, "--admin-listen");
+    drop(taken);
+}
+
+/// The soft and hard open-files limits of process `pid`.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
+    let address = format!("127.0.0.1:{}", free_port());
+    // A shell lowers the soft limit, then becomes the binary (same pid).
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\""])
+        .arg(BIN)
+        .args(["serve", "--role", "payment", "--listen", &address])
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthy(&address) {
+        assert!(Instant::now() < deadline, "payment did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (soft, hard) = open_files_limits(child.0.id());
+
+    assert_ne!(soft, "256", "the soft limit was kept");
+    assert_eq!(soft, hard);
+}
+
+#[test]
 fn an_api_gateway_url_that_is_not_a_url_exits_non_zero_with_one_line_naming_it() {
     let listen = format!("127.0.0.1:{}", free_port());
 

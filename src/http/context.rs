@@ -72,6 +72,8 @@ pub struct RoleContext {
     pub tracer: Tracer,
     /// Allows `PUT /faults`; absent, the faults stay as started.
     pub admin_token: Option<Secret>,
+    /// Wrong admin tokens by client, shared by the role's listeners.
+    pub admin_guesses: super::admin::Guesses,
 }
 
 impl RoleContext {
@@ -82,6 +84,7 @@ impl RoleContext {
             faults,
             tracer: Tracer::default(),
             admin_token: None,
+            admin_guesses: Default::default(),
         }
     }
 }

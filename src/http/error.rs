@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many tries from one client; `retry_after` seconds until it may try again.
+    #[error("{reason}")]
+    TooManyRequests { reason: String, retry_after: u64 },
     /// A refusal decided upstream, passed on with its status (e.g. a declined card).
     #[error("{reason}")]
     Refused { status: StatusCode, reason: String },
@@ -74,6 +77,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Refused { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -84,8 +88,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized(_) = self {
-            response.insert_header(("www-authenticate", "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header(("www-authenticate", "Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                response.insert_header(("retry-after", retry_after.to_string()));
+            }
+            _ => {}
         }
         response.json(Failure {
             message: "failure",

@@ -29,6 +29,8 @@ pub const SWEET_TEA: &str = "f95e2475";
 
 pub struct TestApp {
     urls: BTreeMap<Role, String>,
+    /// The admin listeners of the roles that have one (`Settings::admin_listen`).
+    admin_urls: BTreeMap<Role, String>,
     pub http: awc::Client,
     running: Running,
     /// Dropped after the roles (fields drop in order).
@@ -182,10 +184,15 @@ async fn spawn_in_process(settings: Settings) -> TestApp {
         .iter()
         .map(|r| (*r, format!("http://{}", app.address(*r).unwrap())))
         .collect();
+    let admin_urls = roles
+        .iter()
+        .filter_map(|r| Some((*r, format!("http://{}", app.admin_address(*r)?))))
+        .collect();
     let handles = app.handles();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         urls,
+        admin_urls,
         http: client(),
         running: Running::InProcess(handles),
         database: None,
@@ -220,8 +227,14 @@ fn store_arg(url: &StoreUrl) -> String {
     }
 }
 
-/// The command-line options that give a role process the same settings.
-pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>) -> Vec<String> {
+/// The command-line options that give a role process the same settings; `admin_urls`
+/// are the admin listeners of the roles that have one.
+pub fn role_args(
+    settings: &Settings,
+    role: Role,
+    urls: &BTreeMap<Role, String>,
+    admin_urls: &BTreeMap<Role, String>,
+) -> Vec<String> {
     let addr = |r: Role| urls[&r].trim_start_matches("http://").to_string();
     let mut args = vec![
         "serve".into(),
@@ -275,6 +288,10 @@ pub fn role_args(settings: &Settings, role: Role, urls: &BTreeMap<Role, String>)
     if let Some(token) = &settings.admin_token {
         args.extend(["--admin-token".into(), token.expose().into()]);
     }
+    if let Some(url) = admin_urls.get(&role) {
+        let address = url.trim_start_matches("http://").to_string();
+        args.extend(["--admin-listen".into(), address]);
+    }
     // Upstreams set by a test win over the harness's own wiring.
     for upstream in Role::UPSTREAMS {
         let url = settings
@@ -309,15 +326,21 @@ async fn spawn_processes(settings: Settings) -> TestApp {
             .iter()
             .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
             .collect();
+        let admin_urls = settings
+            .admin_listen
+            .keys()
+            .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
+            .collect();
         let mut app = TestApp {
             urls,
+            admin_urls,
             http: client(),
             running: Running::Processes(Vec::new()),
             database: None,
         };
         for role in &settings.roles {
             let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
-                .args(role_args(&settings, *role, &app.urls))
+                .args(role_args(&settings, *role, &app.urls, &app.admin_urls))
                 .envs(otel_env(&settings))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -340,6 +363,13 @@ impl TestApp {
     /// The URL of `path` on `role`.
     pub fn url(&self, role: Role, path: &str) -> String {
         format!("{}{path}", self.urls[&role])
+    }
+
+    /// The URL of `path` among `role`'s operational endpoints: its admin listener when it
+    /// has one, else its main one.
+    pub fn ops_url(&self, role: Role, path: &str) -> String {
+        let base = self.admin_urls.get(&role).unwrap_or(&self.urls[&role]);
+        format!("{base}{path}")
     }
 
     /// The URL of `path` on the web-gateway, the shop's public face.
@@ -546,7 +576,7 @@ impl TestApp {
 
     /// The Prometheus text of `role`.
     pub async fn metrics(&self, role: Role) -> String {
-        let reply = self.get(&self.url(role, "/metrics")).await;
+        let reply = self.get(&self.ops_url(role, "/metrics")).await;
         assert_eq!(reply.status, StatusCode::OK);
         String::from_utf8(reply.body.to_vec()).expect("metrics are text")
     }

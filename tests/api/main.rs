@@ -4,6 +4,7 @@ mod helpers;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod boundary;
 mod cart;
 mod checkout;
 mod common;

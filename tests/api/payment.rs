@@ -90,6 +90,8 @@ async fn amounts_that_are_not_positive_with_two_decimals_are_refused() {
         json!(1.005),
         json!(null),
         json!("10"),
+        json!(5e-324),
+        json!(0.004),
     ] {
         let reply = pay(&app, &payment(GOOD_CARD, amount.clone())).await;
 

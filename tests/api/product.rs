@@ -2,6 +2,7 @@
 //! catalog file itself (read here independently of the shop's own parser).
 
 use actix_web::http::{Method, StatusCode};
+use ecommerce::role::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -362,6 +363,28 @@ async fn malformed_search_bodies_are_refused() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         assert!(!reply.reason().is_empty());
     }
+}
+
+/// PostgreSQL text cannot hold NUL: it is bad input, never a store failure.
+#[actix_web::test]
+async fn a_nul_character_in_a_search_is_bad_input() {
+    let app = spawn_app().await;
+
+    for endpoint in ["search", "suggestions"] {
+        let reply = search(&app, endpoint, &json!({"query": "te\u{0}a"})).await;
+        bad_request(&reply, "NUL");
+    }
+
+    let errors = app
+        .metric(
+            Role::Product,
+            "http_server_requests_total",
+            &[("status_class", "5xx")],
+        )
+        .await;
+    assert_eq!(errors, 0.0);
+    let tea = search(&app, "search", &json!({"query": "tea"})).await;
+    assert_eq!(tea.status, StatusCode::OK, "the store is fine");
 }
 
 #[actix_web::test]

@@ -1,0 +1,16 @@
+//! The shop under a hostile client's load, one test at a time (each measures latency or
+//! counts connections, so they do not share the machine with other tests): slow request
+//! bodies against other shoppers' searches, and callers meeting connections their server
+//! is closing. Every load is bounded in connections and time, on loopback only.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)] // the attack tests use part of the shared harness
+mod helpers;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod keep_alive;
+mod slow_bodies;
+
+/// One test at a time in this binary.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
