@@ -88,18 +88,14 @@ impl Application {
             let address = listener
                 .local_addr()
                 .expect("bound listener has an address");
+            let endpoints = match (admin, settings.admin_listen.contains_key(&role)) {
+                (true, _) => Endpoints::Admin,
+                (false, true) => Endpoints::HealthOnly,
+                (false, false) => Endpoints::All,
+            };
             let context = contexts[&role].clone();
-            let server = if admin {
-                serve_admin(role, listener, context, shared.clone())
-            } else {
-                let endpoints = if settings.admin_listen.contains_key(&role) {
-                    Endpoints::HealthOnly
-                } else {
-                    Endpoints::All
-                };
-                serve(role, listener, context, endpoints, shared.clone())
-            }
-            .map_err(|source| StartupError::Server { role, source })?;
+            let server = serve(role, listener, context, endpoints, shared.clone())
+                .map_err(|source| StartupError::Server { role, source })?;
             let what = if admin { "admin endpoints" } else { "serving" };
             log::info!("msg=\"{what}\" service={role} address={address}");
             // A server starts when polled: spawn each so that all run at once.
@@ -406,23 +402,15 @@ fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
     ProductStore::connect(&settings.product_data).map_err(config_error("--product-data"))
 }
 
-/// What every listener allows its clients: a request's head and body must arrive within
-/// [`CLIENT_REQUEST_TIMEOUT`] (the body's deadline is kept by `http::body`), and an idle
-/// connection stays open for [`SERVER_KEEP_ALIVE`], longer than any of the shop's callers
-/// keep an idle pooled connection (`http::client`), so a caller never reuses one the
-/// server is closing.
-macro_rules! limits {
-    ($server:expr) => {
-        $server
-            .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .keep_alive(SERVER_KEEP_ALIVE)
-            .disable_signals()
-    };
-}
-
-/// Starts the server of one role on its listener. Metrics are shared by the role's
-/// workers; clients and store connections are made per worker, on its own runtime.
+/// Starts a server of one role on `listener`: the role's own routes with the operational
+/// endpoints `endpoints` names, or (`Endpoints::Admin`) those endpoints alone, on one
+/// worker (probes and scrapes are light). Metrics are shared by the role's workers;
+/// clients and store connections are made per worker, on its own runtime.
+///
+/// Every listener allows a request's head [`CLIENT_REQUEST_TIMEOUT`] to arrive (the
+/// body's deadline is kept by `http::body`), and keeps an idle connection open for
+/// [`SERVER_KEEP_ALIVE`], longer than any of the shop's callers keep an idle pooled one
+/// (`http::client`), so a caller never reuses a connection the server is closing.
 fn serve(
     role: Role,
     listener: TcpListener,
@@ -430,13 +418,15 @@ fn serve(
     endpoints: Endpoints,
     shared: Arc<Shared>,
 ) -> std::io::Result<Server> {
-    let (workers, shutdown_timeout) = (shared.workers, shared.shutdown_timeout);
+    let admin = endpoints == Endpoints::Admin;
+    let workers = if admin { 1 } else { shared.workers };
+    let shutdown_timeout = shared.shutdown_timeout;
     let server = HttpServer::new(move || {
         let worker = shared.for_worker(role);
         let app = App::new()
             .wrap(from_fn(observe::observe))
             .wrap(Condition::new(
-                role == Role::WebGateway,
+                role == Role::WebGateway && !admin,
                 roles::web_gateway::security_headers(),
             ))
             .app_data(context.clone())
@@ -444,36 +434,18 @@ fn serve(
             .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
             .configure(|cfg| health::configure(cfg, role, endpoints))
             .default_service(web::to(no_route));
-        RoleState::build(role, &worker).install(app)
+        if admin {
+            app
+        } else {
+            RoleState::build(role, &worker).install(app)
+        }
     });
-    Ok(limits!(server)
+    Ok(server
         .workers(workers)
-        .shutdown_timeout(shutdown_timeout)
-        .listen(listener)?
-        .run())
-}
-
-/// Starts the admin server of one role: its operational endpoints on a listener of
-/// their own, served by one worker (probes and scrapes are light).
-fn serve_admin(
-    role: Role,
-    listener: TcpListener,
-    context: web::Data<RoleContext>,
-    shared: Arc<Shared>,
-) -> std::io::Result<Server> {
-    let shutdown_timeout = shared.shutdown_timeout;
-    let server = HttpServer::new(move || {
-        let worker = shared.for_worker(role);
-        App::new()
-            .wrap(from_fn(observe::observe))
-            .app_data(context.clone())
-            .app_data(web::Data::new(client::build(worker.timeouts)))
-            .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
-            .configure(|cfg| health::configure(cfg, role, Endpoints::Admin))
-            .default_service(web::to(no_route))
-    });
-    Ok(limits!(server)
-        .workers(1)
+        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(SERVER_KEEP_ALIVE)
+        .disable_signals()
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?
         .run())

@@ -56,6 +56,11 @@ KUBE_VERSIONS = ["1.27.0", kube_validate.latest_version()]
 IMAGE_USERS = {"ecommerce": 65532, "redis": 999, "postgres": 70, "grafana/k6": 12345}
 # What a ReplicaSet appends to a Deployment's name to name a pod.
 POD_SUFFIX = "-5f7d9c8b6-x2k4q"
+# The roles' ports: the shop's (behind each Service) and, by default, the admin one
+# (/metrics, /readyz, /faults, /healthz: the kubelet's and Prometheus').
+SHOP_PORT = 8080
+DEFAULT_ADMIN_PORT = 9090
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
 # ---- rendering ------------------------------------------------------------------------
@@ -209,6 +214,20 @@ def service_ports(service: dict) -> set[int]:
     return {p["port"] for p in service["spec"]["ports"]}
 
 
+def admin_port(rendered: "Rendered") -> int:
+    """The roles' admin port the values ask for."""
+    return rendered.values.get("admin", {}).get("port", DEFAULT_ADMIN_PORT)
+
+
+def pod_annotations(workload: dict) -> dict:
+    return workload["spec"]["template"]["metadata"].get("annotations") or {}
+
+
+def container_ports(container: dict) -> dict[str, int]:
+    """A container's ports by name."""
+    return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+
+
 ci = pytest.mark.parametrize("ci_id", CI_IDS)
 
 
@@ -292,9 +311,12 @@ def test_one_deployment_and_service_per_role(ci_id):
         assert container["args"] == ["serve", "--role", role, "--listen", "0.0.0.0:8080", *extra]
         assert "command" not in container, "the image's ENTRYPOINT runs the binary"
         assert container["image"].split(":")[0].endswith("ecommerce")
-        assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["ports"] == [
+            {"name": "http", "containerPort": SHOP_PORT, "protocol": "TCP"},
+            {"name": "admin", "containerPort": admin_port(rendered), "protocol": "TCP"},
+        ]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
         resources = container["resources"]
         assert resources["requests"] and resources["limits"]
         service = rendered.get("Service", name)
@@ -471,6 +493,77 @@ def test_store_persistence_is_an_empty_dir_unless_enabled():
     assert pvc["spec"]["storageClassName"] == "standard"
 
 
+# ---- the admin port -------------------------------------------------------------------
+
+
+@ci
+def test_every_role_serves_its_operational_endpoints_on_the_admin_port(ci_id):
+    rendered = rendered_ci(ci_id)
+    port = admin_port(rendered)
+    assert port != SHOP_PORT
+    for role in ROLES:
+        container = rendered.role_container(role)
+        assert container_ports(container) == {"http": SHOP_PORT, "admin": port}, role
+        assert rendered.role_env(role)["ECOMMERCE_ADMIN_LISTEN"] == f"0.0.0.0:{port}", role
+        # Every probe the kubelet runs, whichever there are, asks the admin port.
+        probes = [container[p] for p in PROBES if p in container]
+        assert len(probes) >= 2, role
+        assert all(p["httpGet"]["port"] == "admin" for p in probes), role
+        annotations = pod_annotations(rendered.workload_of(role))
+        assert annotations["prometheus.io/scrape"] == "true", role
+        assert annotations["prometheus.io/port"] == str(port), role
+        assert annotations["prometheus.io/path"] == "/metrics", role
+    # Nothing else is told to open it or to be scraped there: not the stores, the
+    # synthetics or product's migrate.
+    for w in rendered.workloads():
+        role_pod = pod_labels(w)[COMPONENT] in ROLES
+        for c in containers(w, init=True):
+            if role_pod and c is containers(w)[0]:
+                continue
+            assert "ECOMMERCE_ADMIN_LISTEN" not in rendered.env(c), c["name"]
+            assert "admin" not in container_ports(c), c["name"]
+        if not role_pod:
+            assert "prometheus.io/port" not in pod_annotations(w), w["metadata"]["name"]
+
+
+def test_the_admin_port_is_the_one_the_values_name():
+    rendered = Rendered({"admin": {"port": 9300}})
+    for role in ROLES:
+        assert container_ports(rendered.role_container(role))["admin"] == 9300
+        assert rendered.role_env(role)["ECOMMERCE_ADMIN_LISTEN"] == "0.0.0.0:9300"
+        assert pod_annotations(rendered.workload_of(role))["prometheus.io/port"] == "9300"
+
+
+def test_pod_annotations_may_override_the_scrape_annotations():
+    values = {"podAnnotations": {"prometheus.io/scrape": "false", "team": "shop"}}
+    rendered = Rendered(values)
+    for w in rendered.workloads():
+        annotations = pod_annotations(w)
+        assert annotations["team"] == "shop", w["metadata"]["name"]
+        assert annotations["prometheus.io/scrape"] == "false", w["metadata"]["name"]
+    for role in ROLES:
+        assert pod_annotations(rendered.workload_of(role))["prometheus.io/port"] == str(DEFAULT_ADMIN_PORT)
+    # Merged, not written twice: a YAML parser would keep either copy of a repeated key.
+    assert render_text(values).count("prometheus.io/scrape:") == len(rendered.workloads())
+
+
+@ci
+def test_no_service_exposes_the_admin_port(ci_id):
+    rendered = rendered_ci(ci_id)
+    port = admin_port(rendered)
+    for service in rendered.of_kind("Service"):
+        for p in service["spec"]["ports"]:
+            assert p["targetPort"] != "admin" and port not in (p["port"], p["targetPort"]), service["metadata"]["name"]
+    # The shop's front door opens on its port 80, the role's shop port, and nothing else.
+    web = rendered.get("Service", f"{RELEASE}-web-gateway")
+    assert web["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert container_ports(rendered.role_container("web-gateway"))["http"] == SHOP_PORT
+    for ingress in rendered.of_kind("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"number": 80}
+
+
 # ---- synthetics -----------------------------------------------------------------------
 
 
@@ -593,6 +686,13 @@ BAD_VALUES = [
     {"admin": {"tokn": "s3cret"}},
     {"admin": {"token": "two words"}},
     {"admin": {"existingSecret": "Not_A_Secret_Name"}},
+    {"admin": {"port": "9090"}},
+    {"admin": {"port": 9090.5}},
+    {"admin": {"port": SHOP_PORT}},
+    {"admin": {"port": 80}},
+    {"admin": {"port": 65536}},
+    {"admin": {"port": None}},
+    {"admin": {"prot": 9090}},
     {"networkPolicies": {"enabled": True, "extra": []}},
     {"image": {"pullPolicy": "Sometimes"}},
 ]
@@ -770,6 +870,37 @@ def test_network_policies_admit_the_extra_peers_of_the_values():
         elif name != "outside":
             assert not policies.allows(prometheus, point, PORTS[name]), name
             assert not policies.allows(point, collector, 4318), name
+
+
+def test_network_policies_open_the_admin_port_to_the_scrape_source_alone():
+    rendered = rendered_ci("full")
+    port = admin_port(rendered)
+    policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
+    points = endpoints_of(rendered)
+    # The peers of networkPolicies.extraIngressFrom: the monitoring namespace.
+    prometheus = Endpoint("prometheus", {"app": "prometheus"}, namespace="monitoring")
+    same_app_elsewhere = Endpoint("prometheus-elsewhere", {"app": "prometheus"}, namespace="default")
+    for role in ROLES:
+        pod = points[role]
+        assert policies.allows(prometheus, pod, port), role
+        assert not policies.allows(prometheus, pod, port + 1), role
+        # Not the shop's own pods (the caller of a role included), nor the outside (for
+        # the web-gateway, whose shop port is open to all), nor anyone else.
+        for other in [*points.values(), same_app_elsewhere]:
+            assert not policies.allows(other, pod, port), f"{other} -> {role}:{port}"
+
+
+def test_network_policies_without_extra_peers_open_the_admin_port_to_none():
+    rendered = Rendered({"networkPolicies": {"enabled": True}})
+    policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
+    points = endpoints_of(rendered)
+    prometheus = Endpoint("prometheus", {"app": "prometheus"}, namespace="monitoring")
+    for role in ROLES:
+        for other in [*points.values(), prometheus]:
+            assert not policies.allows(other, points[role], DEFAULT_ADMIN_PORT), f"{other} -> {role}"
+    # The shop's port still has its edges.
+    assert policies.allows(points["outside"], points["web-gateway"], SHOP_PORT)
+    assert policies.allows(points["api-gateway"], points["cart"], SHOP_PORT)
 
 
 def test_content_reaches_no_bucket_when_none_is_configured():
@@ -1075,12 +1206,16 @@ def test_notes_tell_how_to_reach_the_shop_and_switch_a_fault_on():
     assert f"service/{RELEASE}-web-gateway 8080:80" in notes
     assert "--set faults." in notes
     assert "/faults" not in notes
+    # Metrics: on the pods' admin port, not behind the Service.
+    assert f"deployment/{RELEASE}-cart 9090:9090" in notes
+    assert "curl http://127.0.0.1:9090/metrics" in notes
 
 
 def test_notes_tell_how_to_switch_faults_at_run_time_when_a_token_is_set():
     for admin, secret in [({"token": ADMIN_TOKEN}, f"{RELEASE}-admin"), ({"existingSecret": "ops"}, "ops")]:
         with helm.Chart.load(CHART) as chart:
             notes = chart.render({"admin": admin}, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
+        assert f"deployment/{RELEASE}-payment 8081:9090" in notes, "the pod's admin port"
         assert "curl -X PUT http://127.0.0.1:8081/faults" in notes
         assert 'Authorization: Bearer $TOKEN' in notes
         assert f"kubectl get secret {secret} -n {NAMESPACE}" in notes
@@ -1209,6 +1344,7 @@ def test_the_binary_reads_the_standard_variables_the_chart_may_pass():
 @ci
 def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id):
     rendered = rendered_ci(ci_id)
+    checked = set()
     for w in rendered.workloads():
         for c in containers(w, init=True):
             if not c["image"].startswith(containers(rendered.workload_of("cart"))[0]["image"]):
@@ -1222,6 +1358,7 @@ def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id)
                 name = var["name"]
                 if name in STANDARD_VARIABLES:
                     continue
+                checked.add(name)
                 if name == "POD_NAME":
                     # Not for the binary: the downward API's pod name, there for a later
                     # variable to expand.
@@ -1233,22 +1370,35 @@ def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id)
                     assert "ECOMMERCE_UPSTREAM_<NAME>" in text and upstream[1].lower() in UPSTREAMS
                 else:
                     assert f"[env: {name}" in text, f"`{subcommand}` knows no {name}"
+    # The variables every values file sets were among those checked.
+    assert {"ECOMMERCE_ADMIN_LISTEN", "ECOMMERCE_API_GATEWAY_URL", "ECOMMERCE_PRODUCT_DATA"} <= checked
+
+
+def local_command(
+    rendered: Rendered, role: str, listen: str, admin_listen: str, more_env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The arguments and environment of `role`'s container, as in its pod, but with its two
+    listeners moved to local addresses: `listen` for the shop's port, `admin_listen` for
+    the admin port."""
+    args = list(rendered.role_container(role)["args"])
+    args[args.index("--listen") + 1] = listen
+    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", **rendered.role_env(role), **(more_env or {})}
+    assert env["ECOMMERCE_ADMIN_LISTEN"].startswith("0.0.0.0:"), role
+    env["ECOMMERCE_ADMIN_LISTEN"] = admin_listen
+    return [str(binary()), *args], env
 
 
 @ci
 def test_every_role_starts_with_the_configuration_the_chart_gives_it(ci_id):
-    # The chart's own arguments and environment, but on a free local port: the binary
+    # The chart's own arguments and environment, but on free local ports: the binary
     # accepts them (bad configuration exits at once with code 2) and starts serving. Its
     # stores are not there; that is not bad configuration (SPEC §3).
     rendered = rendered_ci(ci_id)
     processes = {}
     for role in ROLES:
-        container = rendered.role_container(role)
-        args = list(container["args"])
-        args[args.index("--listen") + 1] = "127.0.0.1:0"
-        env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", **rendered.env(container)}
+        args, env = local_command(rendered, role, "127.0.0.1:0", "127.0.0.1:0")
         processes[role] = subprocess.Popen(
-            [binary(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and all(p.poll() is None for p in processes.values()):
@@ -1295,26 +1445,27 @@ def call(method: str, url: str, body: dict | None = None, token: str | None = No
 
 @contextlib.contextmanager
 def serving(rendered: Rendered, role: str, more_env: dict[str, str] | None = None):
-    """`role` run with the chart's arguments and environment (as in its pod), listening on a
-    free local port; yields its base URL once it answers /healthz."""
-    port = free_port()
-    args = list(rendered.role_container(role)["args"])
-    args[args.index("--listen") + 1] = f"127.0.0.1:{port}"
-    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info", **rendered.role_env(role), **(more_env or {})}
+    """`role` run with the chart's arguments and environment (as in its pod), each of its
+    container ports moved to a free local one; yields the base URL of each by the port's
+    name ("http": the shop's, behind the Service; "admin") once both answer /healthz."""
+    ports = {"http": free_port(), "admin": free_port()}
+    assert set(container_ports(rendered.role_container(role))) == set(ports)
+    args, env = local_command(rendered, role, f"127.0.0.1:{ports['http']}", f"127.0.0.1:{ports['admin']}", more_env)
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen([binary(), *args], env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 10
-            while True:
-                assert process.poll() is None, f"{role} exited ({process.returncode})"
-                try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline, f"{role} never answered /healthz"
-                    time.sleep(0.1)
-            yield base
+            for base in urls.values():
+                while True:
+                    assert process.poll() is None, f"{role} exited ({process.returncode})"
+                    try:
+                        with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                            break
+                    except OSError:
+                        assert time.monotonic() < deadline, f"{role} never answered {base}/healthz"
+                        time.sleep(0.1)
+            yield urls
         except BaseException:
             log.seek(0)
             print(log.read())
@@ -1332,7 +1483,9 @@ def serving(rendered: Rendered, role: str, more_env: dict[str, str] | None = Non
 def test_the_admin_token_lets_whoever_holds_it_switch_a_pods_faults():
     rendered = Rendered({"admin": {"token": ADMIN_TOKEN}})
     switch = {"faults": ["payment-failure=0.5"]}
-    with serving(rendered, "payment") as url:
+    # On the pod's admin port, which is where NOTES.txt sends a port-forward.
+    with serving(rendered, "payment") as urls:
+        url = urls["admin"]
         status, shown = call("GET", f"{url}/faults")
         assert status == 200 and shown["switchable"] is True and shown["faults"] == []
         assert call("PUT", f"{url}/faults", switch)[0] == 401
@@ -1341,9 +1494,78 @@ def test_the_admin_token_lets_whoever_holds_it_switch_a_pods_faults():
         assert status == 200 and switched["faults"] == ["payment-failure=0.5"], switched
         assert call("GET", f"{url}/faults")[1]["faults"] == ["payment-failure=0.5"]
     # Without a token, the faults stay as the pod started, token or not.
-    with serving(rendered_ci("default"), "payment") as url:
-        assert call("GET", f"{url}/faults")[1]["switchable"] is False
-        assert call("PUT", f"{url}/faults", switch, token=ADMIN_TOKEN)[0] == 403
+    with serving(rendered_ci("default"), "payment") as urls:
+        assert call("GET", f"{urls['admin']}/faults")[1]["switchable"] is False
+        assert call("PUT", f"{urls['admin']}/faults", switch, token=ADMIN_TOKEN)[0] == 403
+
+
+def fetch(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, str]:
+    """An HTTP call; its status and body as text, whatever their kind."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def json_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_probes_and_scrapes_find_their_endpoints_where_the_chart_points_them(role):
+    rendered = Rendered({"admin": {"token": ADMIN_TOKEN}})
+    container = rendered.role_container(role)
+    annotations = pod_annotations(rendered.workload_of(role))
+    name_of_port = {number: name for name, number in container_ports(container).items()}
+    with serving(rendered, role) as urls:
+        # Each probe's path, on the port it names, is the endpoint the probe means: the
+        # liveness one answers 200 while the role serves; the readiness one gives the
+        # readiness report (503 may be right here: this role's stores are absent).
+        for probe in (p for p in PROBES if p in container):
+            get = container[probe]["httpGet"]
+            status, text = fetch(urls[get["port"]] + get["path"])
+            if probe == "readinessProbe":
+                assert status in (200, 503) and "ready" in (json_object(text) or {}), (probe, get, status, text)
+            else:
+                assert status == 200, (probe, get, status, text)
+        # Prometheus, led by the pod's annotations, finds the role's metrics.
+        scraped = name_of_port[int(annotations["prometheus.io/port"])]
+        status, text = fetch(urls[scraped] + annotations["prometheus.io/path"])
+        assert status == 200 and "# TYPE" in text, (status, text[:200])
+        # The shop's port, the one behind the Service (the web-gateway's: the internet's),
+        # serves /healthz and none of the operational endpoints: no metrics, no readiness
+        # report, no fault switching.
+        shop = urls["http"]
+        assert fetch(f"{shop}/healthz")[0] == 200
+        assert "# TYPE" not in fetch(f"{shop}/metrics")[1]
+        for path in ("/readyz", "/faults"):
+            status, text = fetch(shop + path)
+            assert status != 200 or json_object(text) is None, (path, status, text[:200])
+        switch = {"faults": ["memory-leak=" + role]}
+        assert fetch(f"{shop}/faults", "PUT", switch, token=ADMIN_TOKEN)[0] != 200
+        assert call("GET", f"{urls['admin']}/faults")[1]["faults"] == []
+
+
+def test_the_synthetics_wait_for_a_path_the_web_gateways_service_serves():
+    rendered = rendered_ci("default")
+    (wait, *_) = pod_spec(rendered.get("Deployment", f"{RELEASE}-synthetics"))["initContainers"]
+    (path,) = re.findall(r"\$BASE_URL(/[^\"\s]*)", wait["command"][-1])
+    # BASE_URL is the Service's port 80, which leads to the pods' shop port ("http").
+    assert rendered.env(wait)["BASE_URL"] == f"http://{RELEASE}-web-gateway:80"
+    assert rendered.get("Service", f"{RELEASE}-web-gateway")["spec"]["ports"][0]["targetPort"] == "http"
+    with serving(rendered, "web-gateway") as urls:
+        status, text = fetch(urls["http"] + path)
+        assert status == 200 and json_object(text) is not None, (path, status, text[:200])
 
 
 class Collector(http.server.ThreadingHTTPServer):
@@ -1386,8 +1608,8 @@ def test_a_role_exports_its_spans_as_the_charts_opentelemetry_values_say(collect
     environment = "chart-export-check"
     rendered = Rendered({"otel": {"endpoint": collector.url, "headers": "x-api-key=k3y-for-the-check", "environment": environment}})
     # Batches every 100 ms instead of 5 s, so the check is quick.
-    with serving(rendered, "payment", {"OTEL_BSP_SCHEDULE_DELAY": "100"}) as url:
-        assert call("GET", f"{url}/")[0] == 200
+    with serving(rendered, "payment", {"OTEL_BSP_SCHEDULE_DELAY": "100"}) as urls:
+        assert call("GET", f"{urls['http']}/")[0] == 200
         deadline = time.monotonic() + 10
         while not collector.exports and time.monotonic() < deadline:
             time.sleep(0.1)
