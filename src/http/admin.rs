@@ -60,17 +60,20 @@ impl Guesses {
     fn locked(&self, client: IpAddr, now: Instant) -> Option<u64> {
         let guesses = self.lock();
         let (wrong, since) = guesses.get(&client)?;
-        let left = GUESS_WINDOW.checked_sub(now - *since)?;
-        (*wrong >= MAX_WRONG_GUESSES).then(|| left.as_secs().max(1))
+        let elapsed = now.saturating_duration_since(*since);
+        if *wrong < MAX_WRONG_GUESSES || elapsed >= GUESS_WINDOW {
+            return None;
+        }
+        Some((GUESS_WINDOW - elapsed).as_secs_f64().ceil() as u64)
     }
 
     fn wrong(&self, client: IpAddr, now: Instant) {
         let mut guesses = self.lock();
         if guesses.len() >= MAX_GUESSERS {
-            guesses.retain(|_, (_, since)| now - *since < GUESS_WINDOW);
+            guesses.retain(|_, (_, since)| now.saturating_duration_since(*since) < GUESS_WINDOW);
         }
         let entry = guesses.entry(client).or_insert((0, now));
-        if now - entry.1 >= GUESS_WINDOW {
+        if now.saturating_duration_since(entry.1) >= GUESS_WINDOW {
             *entry = (0, now);
         }
         entry.0 += 1;

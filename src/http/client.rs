@@ -32,6 +32,7 @@ pub const SERVER_KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// keep-alive, so a pooled connection is not one its server is just closing. (A server
 /// that closes sooner, like a third-party bucket, is met by the one retry.)
 pub const POOL_IDLE: Duration = Duration::from_secs(30);
+const _: () = assert!(POOL_IDLE.as_secs() < SERVER_KEEP_ALIVE.as_secs());
 
 /// The outgoing clients of one worker: a pooled one for every call, and one that never
 /// reuses a connection, for the single retry of a call whose pooled connection failed.
@@ -57,13 +58,6 @@ pub fn build(timeouts: Timeouts) -> Http {
     Http {
         pooled: client(POOL_IDLE),
         fresh: client(Duration::ZERO),
-    }
-}
-
-impl Http {
-    /// The pooled client, for calls made once.
-    pub fn client(&self) -> &awc::Client {
-        &self.pooled
     }
 }
 
