@@ -3,8 +3,9 @@
 //! `/orders/...`).
 
 use actix_web::{web, HttpResponse};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::http::context::RoleContext;
@@ -127,9 +128,26 @@ async fn get_line(
     })))
 }
 
+/// The body of an order call: the session, and the call's own fields.
 #[derive(Deserialize)]
-struct ClaimBody {
+struct OrderBody<T> {
     session_id: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// The attempt an order route names, and its body with the session parsed.
+async fn order_call<T: DeserializeOwned>(
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<(AttemptKey, SessionId, T), ApiError> {
+    let attempt = AttemptKey::parse(&path.into_inner())?;
+    let body: OrderBody<T> = body::object(payload).await?;
+    Ok((attempt, SessionId::parse(&body.session_id)?, body.fields))
+}
+
+#[derive(Deserialize)]
+struct ClaimFields {
     /// The number the order gets if this call claims the cart.
     order_id: String,
 }
@@ -144,10 +162,8 @@ async fn claim_order(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let attempt = AttemptKey::parse(&path.into_inner())?;
-    let request: ClaimBody = body::object(payload).await?;
-    let sid = SessionId::parse(&request.session_id)?;
-    let order_id = OrderId::parse(&request.order_id)?;
+    let (attempt, sid, fields) = order_call::<ClaimFields>(path, payload).await?;
+    let order_id = OrderId::parse(&fields.order_id)?;
     let data = match store(&state, &ctx)?
         .claim(&sid, &attempt, &order_id)
         .await?
@@ -175,8 +191,7 @@ async fn restore_order(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let attempt = AttemptKey::parse(&path.into_inner())?;
-    let sid = session(payload).await?;
+    let (attempt, sid, _) = order_call::<Map<String, Value>>(path, payload).await?;
     let status = match store(&state, &ctx)?.restore(&sid, &attempt).await? {
         Restore::Restored => {
             counted(&ctx, "restore");
@@ -193,8 +208,7 @@ async fn restore_order(
 }
 
 #[derive(Deserialize)]
-struct CompleteBody {
-    session_id: String,
+struct CompleteFields {
     /// The answer every repeat of the attempt gets.
     receipt: Value,
 }
@@ -206,10 +220,8 @@ async fn complete_order(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let attempt = AttemptKey::parse(&path.into_inner())?;
-    let request: CompleteBody = body::object(payload).await?;
-    let sid = SessionId::parse(&request.session_id)?;
-    let receipt = request.receipt.to_string();
+    let (attempt, sid, fields) = order_call::<CompleteFields>(path, payload).await?;
+    let receipt = fields.receipt.to_string();
     store(&state, &ctx)?
         .complete(&sid, &attempt, &receipt)
         .await?;

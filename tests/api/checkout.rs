@@ -9,31 +9,6 @@ use crate::helpers::*;
 
 const SPICED_COFFEE: &str = "77ce5522"; // 4.5
 
-/// Payments the payment role accepted, and the money they moved.
-async fn payments(app: &TestApp) -> (f64, f64) {
-    let count = app
-        .metric(
-            Role::Payment,
-            "ecommerce_payments_total",
-            &[("outcome", "success")],
-        )
-        .await;
-    let amount = app
-        .metric(Role::Payment, "ecommerce_payment_amount_total", &[])
-        .await;
-    (count, amount)
-}
-
-/// A shopper with `lines` in their cart.
-async fn shopper_with(app: &TestApp, lines: &[(&str, u32)]) -> String {
-    let session = app.session().await;
-    for (product, quantity) in lines {
-        let reply = app.put_line(&session, product, *quantity).await;
-        assert_eq!(reply.status, StatusCode::OK);
-    }
-    session
-}
-
 async fn process(app: &TestApp, order: &Value) -> Reply {
     app.json(Method::POST, &app.web("/api/v1/checkout/process"), order)
         .await
@@ -42,7 +17,7 @@ async fn process(app: &TestApp, order: &Value) -> Reply {
 #[actix_web::test]
 async fn checkout_charges_the_catalog_price_in_exact_cents_and_empties_the_cart() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     let reply = app.checkout(&session, GOOD_CARD).await;
 
@@ -56,13 +31,15 @@ async fn checkout_charges_the_catalog_price_in_exact_cents_and_empties_the_cart(
         json!([{"id": SWEET_TEA, "name": "Sweet Tea", "quantity": 3, "price": 3.5, "subtotal": 10.5}])
     );
     assert_eq!(app.cart(&session).await, json!({}));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
 }
 
 #[actix_web::test]
 async fn checkout_of_several_lines_sums_their_subtotals() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3), (SPICED_COFFEE, 1)]).await;
+    let session = app
+        .shopper_with(&[(SWEET_TEA, 3), (SPICED_COFFEE, 1)])
+        .await;
 
     let reply = app.checkout(&session, GOOD_CARD).await;
 
@@ -79,13 +56,13 @@ async fn checkout_of_several_lines_sums_their_subtotals() {
         ]
     );
     assert_eq!(app.cart(&session).await, json!({}));
-    assert_eq!(payments(&app).await, (1.0, 15.0));
+    assert_eq!(app.payments().await, (1.0, 15.0));
 }
 
 #[actix_web::test]
 async fn a_client_sent_amount_is_ignored() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let mut order = TestApp::order(&session, GOOD_CARD);
     order["amount"] = json!(0.01);
 
@@ -93,13 +70,13 @@ async fn a_client_sent_amount_is_ignored() {
 
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["amount"], json!(10.5));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
 }
 
 #[actix_web::test]
 async fn a_declined_card_is_refused_and_the_cart_is_left_as_it_was() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     let reply = app.checkout(&session, BAD_CARD).await;
 
@@ -109,7 +86,7 @@ async fn a_declined_card_is_refused_and_the_cart_is_left_as_it_was() {
         json!({"message": "failure", "reason": "Invalid card number"})
     );
     assert_eq!(app.cart(&session).await, json!({SWEET_TEA: 3}));
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
@@ -118,14 +95,14 @@ async fn a_payment_failure_is_passed_on_as_402_and_the_cart_is_left_as_it_was() 
         settings.faults.enable("payment-failure=1").unwrap();
     })
     .await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     let reply = app.checkout(&session, GOOD_CARD).await;
 
     assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(reply.reason(), "Payment declined");
     assert_eq!(app.cart(&session).await, json!({SWEET_TEA: 3}));
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
@@ -137,13 +114,13 @@ async fn an_empty_cart_cannot_be_checked_out() {
 
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.reason(), "Cart is empty");
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
 async fn a_product_missing_from_the_catalog_is_a_conflict_naming_it_and_nothing_is_charged() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     // A line the shop would never write itself, put straight into the cart.
     let put = app
         .json(
@@ -162,13 +139,13 @@ async fn a_product_missing_from_the_catalog_is_a_conflict_naming_it_and_nothing_
         app.cart(&session).await,
         json!({SWEET_TEA: 3, "zzzz9999": 2})
     );
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
 async fn an_order_missing_shipping_billing_or_card_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let full = TestApp::order(&session, GOOD_CARD);
     let without = |pointer: &str| {
         let mut order = full.clone();
@@ -198,13 +175,13 @@ async fn an_order_missing_shipping_billing_or_card_is_refused_and_changes_nothin
         assert!(reason.contains(field), "{missing}: {reason}");
     }
     assert_eq!(app.cart(&session).await, json!({SWEET_TEA: 3}));
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
 async fn a_malformed_order_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let mut wrong_type = TestApp::order(&session, GOOD_CARD);
     wrong_type["billing"]["card"] = json!("4111 1111 1111 1111");
 
@@ -222,7 +199,7 @@ async fn a_malformed_order_is_refused_and_changes_nothing() {
     assert!(malformed.reason().contains("Malformed JSON"));
     assert_eq!(mistyped.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.cart(&session).await, json!({SWEET_TEA: 3}));
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]

@@ -587,6 +587,32 @@ impl TestApp {
         metric_value(&self.metrics(role).await, name, labels)
     }
 
+    /// Payments the payment role accepted, and the money they moved: the witness of
+    /// every charge.
+    pub async fn payments(&self) -> (f64, f64) {
+        let count = self
+            .metric(
+                Role::Payment,
+                "ecommerce_payments_total",
+                &[("outcome", "success")],
+            )
+            .await;
+        let amount = self
+            .metric(Role::Payment, "ecommerce_payment_amount_total", &[])
+            .await;
+        (count, amount)
+    }
+
+    /// A new shopper with `lines` (product, quantity) in their cart.
+    pub async fn shopper_with(&self, lines: &[(&str, u32)]) -> String {
+        let session = self.session().await;
+        for (product, quantity) in lines {
+            let reply = self.put_line(&session, product, *quantity).await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        session
+    }
+
     /// `host:port` of `role`, for raw connections.
     pub fn address(&self, role: Role) -> String {
         self.urls[&role].trim_start_matches("http://").to_string()

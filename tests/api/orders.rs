@@ -14,32 +14,6 @@ use crate::helpers::*;
 
 const SPICED_COFFEE: &str = "77ce5522"; // 4.5
 
-/// Payments the payment role accepted, and the money they moved: the witness of charges.
-async fn payments(app: &TestApp) -> (f64, f64) {
-    let count = app
-        .metric(
-            Role::Payment,
-            "ecommerce_payments_total",
-            &[("outcome", "success")],
-        )
-        .await;
-    let amount = app
-        .metric(Role::Payment, "ecommerce_payment_amount_total", &[])
-        .await;
-    (count, amount)
-}
-
-async fn shopper_with(app: &TestApp, lines: &[(&str, u32)]) -> String {
-    let session = app.session().await;
-    for (product, quantity) in lines {
-        assert_eq!(
-            app.put_line(&session, product, *quantity).await.status,
-            StatusCode::OK
-        );
-    }
-    session
-}
-
 /// A checkout through the web-gateway, with an `Idempotency-Key` when `key` is given.
 async fn checkout(app: &TestApp, session: &str, card: &str, key: Option<&str>) -> Reply {
     let order = TestApp::order(session, card).to_string();
@@ -69,7 +43,7 @@ fn slow_payments(ms: u64) -> impl FnOnce(&mut ecommerce::config::Settings) {
 #[actix_web::test]
 async fn parallel_checkouts_of_one_cart_charge_it_once() {
     let app = spawn_with(slow_payments(200)).await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     let replies = join_all((0..5).map(|_| checkout(&app, &session, GOOD_CARD, None))).await;
 
@@ -82,14 +56,14 @@ async fn parallel_checkouts_of_one_cart_charge_it_once() {
         bad_request(reply, "Cart is empty");
     }
     assert_eq!(paid[0].json()["amount"], json!(10.5));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
     assert_eq!(app.cart(&session).await, json!({}));
 }
 
 #[actix_web::test]
 async fn parallel_repeats_of_one_attempt_answer_one_order_and_charge_once() {
     let app = spawn_with(slow_payments(300)).await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let key = unique_sid("attempt");
 
     let replies = join_all((0..5).map(|_| checkout(&app, &session, GOOD_CARD, Some(&key)))).await;
@@ -99,7 +73,7 @@ async fn parallel_repeats_of_one_attempt_answer_one_order_and_charge_once() {
         assert_eq!(reply.body, replies[0].body, "the same order, word for word");
     }
     assert_eq!(replies[0].json()["amount"], json!(10.5));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
     let replayed = app
         .metric(
             Role::Checkout,
@@ -113,7 +87,7 @@ async fn parallel_repeats_of_one_attempt_answer_one_order_and_charge_once() {
 #[actix_web::test]
 async fn a_repeat_after_the_order_answers_it_again_and_removes_nothing() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let key = unique_sid("attempt");
     let first = checkout(&app, &session, GOOD_CARD, Some(&key)).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.json());
@@ -125,13 +99,13 @@ async fn a_repeat_after_the_order_answers_it_again_and_removes_nothing() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body, first.body);
     assert_eq!(app.cart(&session).await, json!({SPICED_COFFEE: 2}));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
 }
 
 #[actix_web::test]
 async fn a_line_added_during_checkout_is_kept_for_later() {
     let app = spawn_with(slow_payments(500)).await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     let (paid, added) = futures_util::join!(checkout(&app, &session, GOOD_CARD, None), async {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
@@ -142,13 +116,15 @@ async fn a_line_added_during_checkout_is_kept_for_later() {
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.json());
     assert_eq!(paid.json()["amount"], json!(10.5), "only the claimed lines");
     assert_eq!(app.cart(&session).await, json!({SPICED_COFFEE: 1}));
-    assert_eq!(payments(&app).await, (1.0, 10.5));
+    assert_eq!(app.payments().await, (1.0, 10.5));
 }
 
 #[actix_web::test]
 async fn a_failed_payment_gives_the_lines_back_exactly_and_the_attempt_can_be_retried() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3), (SPICED_COFFEE, 1)]).await;
+    let session = app
+        .shopper_with(&[(SWEET_TEA, 3), (SPICED_COFFEE, 1)])
+        .await;
     let key = unique_sid("attempt");
 
     let declined = checkout(&app, &session, BAD_CARD, Some(&key)).await;
@@ -158,17 +134,17 @@ async fn a_failed_payment_gives_the_lines_back_exactly_and_the_attempt_can_be_re
         app.cart(&session).await,
         json!({SWEET_TEA: 3, SPICED_COFFEE: 1})
     );
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
     let retried = checkout(&app, &session, GOOD_CARD, Some(&key)).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.json());
     assert_eq!(retried.json()["amount"], json!(15.0));
-    assert_eq!(payments(&app).await, (1.0, 15.0));
+    assert_eq!(app.payments().await, (1.0, 15.0));
 }
 
 #[actix_web::test]
 async fn an_invalid_idempotency_key_is_refused_and_nothing_is_claimed() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
 
     for key in ["a b", "x/y", "", &"k".repeat(129)] {
         let reply = checkout(&app, &session, GOOD_CARD, Some(key)).await;
@@ -176,13 +152,13 @@ async fn an_invalid_idempotency_key_is_refused_and_nothing_is_claimed() {
     }
 
     assert_eq!(app.cart(&session).await, json!({SWEET_TEA: 3}));
-    assert_eq!(payments(&app).await, (0.0, 0.0));
+    assert_eq!(app.payments().await, (0.0, 0.0));
 }
 
 #[actix_web::test]
 async fn the_order_routes_are_checkout_s_alone() {
     let app = spawn_app().await;
-    let session = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let session = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let body = json!({"session_id": session, "order_id": "mine", "receipt": {}});
 
     for action in ["claim", "restore", "complete"] {
@@ -199,9 +175,9 @@ async fn the_order_routes_are_checkout_s_alone() {
 #[actix_web::test]
 async fn on_the_production_topology_double_clicks_and_parallel_checkouts_charge_once() {
     let app = spawn_processes_with(|settings| settings.payment_delay = DelayRange::DEFAULT).await;
-    let clicker = shopper_with(&app, &[(SWEET_TEA, 3)]).await;
+    let clicker = app.shopper_with(&[(SWEET_TEA, 3)]).await;
     let key = unique_sid("attempt");
-    let parallel = shopper_with(&app, &[(SPICED_COFFEE, 2)]).await;
+    let parallel = app.shopper_with(&[(SPICED_COFFEE, 2)]).await;
 
     let (clicks, replies) = futures_util::join!(
         async {
@@ -225,5 +201,5 @@ async fn on_the_production_topology_double_clicks_and_parallel_checkouts_charge_
         .map(Reply::json)
         .collect();
     assert_eq!(paid.len(), 1, "one of five parallel checkouts pays");
-    assert_eq!(payments(&app).await, (2.0, 10.5 + 9.0));
+    assert_eq!(app.payments().await, (2.0, 10.5 + 9.0));
 }

@@ -1431,16 +1431,8 @@ def free_port() -> int:
 
 def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     """An HTTP call; its status and JSON answer (4xx and 5xx included)."""
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+    status, text = fetch(url, method, body, token)
+    return status, json.loads(text or "{}")
 
 
 @contextlib.contextmanager
