@@ -191,6 +191,93 @@ fn parse_upstream(s: &str) -> Result<(Role, String), String> {
     Ok((role, parse_http_url(url)?))
 }
 
+/// How to start `ecommerce serve` for one role of `settings` as its own process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeCommand {
+    /// The arguments after the executable's name.
+    pub args: Vec<String>,
+    /// The environment it needs besides (span export, which only the `OTEL_*`
+    /// variables configure).
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// The command line that makes a process serve `role` exactly as `settings` say: the
+/// inverse of [`ServeArgs::into_settings`], and the one description of how a role
+/// process is wired that the tests and the tools share. `settings.listen` must name the
+/// role's address; absent URLs (api-gateway, upstreams) keep the binary's defaults.
+pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
+    let mut args: Vec<String> = vec!["serve".into(), "--role".into(), role.as_str().into()];
+    let mut option = |name: &str, value: String| args.extend([name.to_string(), value]);
+    let store = |url: &StoreUrl| match url {
+        StoreUrl::Memory => "memory".to_string(),
+        StoreUrl::Redis(u) | StoreUrl::Postgres(u) => u.clone(),
+    };
+    option("--listen", settings.listen[&role].clone());
+    if let Some(address) = settings.admin_listen.get(&role) {
+        option("--admin-listen", address.clone());
+    }
+    if let Some(url) = &settings.api_gateway_url {
+        option("--api-gateway-url", url.clone());
+    }
+    for (upstream, url) in &settings.upstreams {
+        option("--upstream", format!("{upstream}={url}"));
+    }
+    option("--cart-data", store(&settings.cart_data));
+    option("--session-data", store(&settings.session_data));
+    option("--product-data", store(&settings.product_data));
+    if let Some(url) = &settings.cart_data_replica {
+        option("--cart-data-replica", store(url));
+    }
+    if let Some(url) = &settings.session_data_replica {
+        option("--session-data-replica", store(url));
+    }
+    if !settings.session_secret.generated {
+        option("--session-secret", settings.session_secret.expose().into());
+    }
+    if let Some(token) = &settings.admin_token {
+        option("--admin-token", token.expose().into());
+    }
+    if let Some(source) = &settings.content_source {
+        option("--content-source", source.clone());
+    }
+    let delay = settings.payment_delay;
+    option(
+        "--payment-delay-ms",
+        format!("{}-{}", delay.min_ms, delay.max_ms),
+    );
+    for fault in settings.faults.active() {
+        option("--fault", fault);
+    }
+    option("--cart-ttl-secs", settings.cart_ttl.as_secs().to_string());
+    option(
+        "--session-ttl-secs",
+        settings.session_ttl.as_secs().to_string(),
+    );
+    option(
+        "--connect-timeout-ms",
+        settings.connect_timeout.as_millis().to_string(),
+    );
+    option(
+        "--request-timeout-ms",
+        settings.request_timeout.as_millis().to_string(),
+    );
+    option("--workers", settings.workers.to_string());
+    option(
+        "--shutdown-timeout-secs",
+        settings.shutdown_timeout.as_secs().to_string(),
+    );
+    let env = settings.otlp.as_ref().map_or_else(Vec::new, |otlp| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp.endpoint.clone()),
+            (
+                "OTEL_BSP_SCHEDULE_DELAY",
+                otlp.schedule_delay.as_millis().to_string(),
+            ),
+        ]
+    });
+    ServeCommand { args, env }
+}
+
 /// Each role's address from one `HOST:PORT`: a single role takes it as it is, several take
 /// consecutive ports in role order.
 fn addresses(roles: &[Role], host: &str, port: u16) -> BTreeMap<Role, String> {
@@ -336,6 +423,81 @@ mod tests {
         assert!(err.contains("--fault"), "{err}");
         let err = settings(&["--role", "cart", "--cart-data", "mysql://x"]).unwrap_err();
         assert!(err.contains("--cart-data"), "{err}");
+    }
+
+    /// Settings as a test or a tool would wire one role process.
+    fn wired() -> Settings {
+        let mut s = Settings::local(Role::ALL.to_vec(), 9000);
+        s.admin_listen = BTreeMap::from([(Role::Cart, "127.0.0.1:9990".to_string())]);
+        s.api_gateway_url = Some("http://127.0.0.1:9001".into());
+        s.upstreams = BTreeMap::from([(Role::Product, "http://127.0.0.1:9006".into())]);
+        s.cart_data = "redis://127.0.0.1:6379/0".parse().unwrap();
+        s.cart_data_replica = Some("redis://127.0.0.1:6380/0".parse().unwrap());
+        s.product_data = "postgres://u@h/products".parse().unwrap();
+        s.session_secret = Secret::new("k".into());
+        s.admin_token = Some(Secret::new("t".into()));
+        s.content_source = Some("http://bucket:9000/images".into());
+        s.payment_delay = "5-7".parse().unwrap();
+        s.faults =
+            Faults::parse(&["payment-failure=0.5".to_string(), "basic-bug".to_string()]).unwrap();
+        s.cart_ttl = Duration::from_secs(60);
+        s.session_ttl = Duration::from_secs(61);
+        s.connect_timeout = Duration::from_millis(300);
+        s.request_timeout = Duration::from_millis(4000);
+        s.workers = 3;
+        s.shutdown_timeout = Duration::from_secs(2);
+        s
+    }
+
+    #[test]
+    fn a_serve_command_gives_back_the_settings_it_was_made_from() {
+        let wired = wired();
+        let command = serve_command(&wired, Role::Cart);
+        let mut argv = vec!["ecommerce".to_string()];
+        argv.extend(command.args);
+        let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("serve")
+        };
+        let back = serve.into_settings(|_| None).unwrap();
+
+        assert_eq!(back.roles, [Role::Cart]);
+        assert_eq!(back.listen[&Role::Cart], "127.0.0.1:9002");
+        assert_eq!(back.admin_listen, wired.admin_listen);
+        assert_eq!(back.api_gateway_url, wired.api_gateway_url);
+        assert_eq!(back.upstreams, wired.upstreams);
+        assert_eq!(
+            (&back.cart_data, &back.cart_data_replica, &back.product_data),
+            (
+                &wired.cart_data,
+                &wired.cart_data_replica,
+                &wired.product_data
+            )
+        );
+        assert_eq!(back.session_secret.expose(), "k");
+        assert_eq!(
+            back.admin_token.map(|t| t.expose().to_string()),
+            Some("t".into())
+        );
+        assert_eq!(back.content_source, wired.content_source);
+        assert_eq!(back.payment_delay, wired.payment_delay);
+        assert_eq!(back.faults.active(), wired.faults.active());
+        assert_eq!(
+            (
+                back.cart_ttl,
+                back.session_ttl,
+                back.connect_timeout,
+                back.request_timeout
+            ),
+            (
+                wired.cart_ttl,
+                wired.session_ttl,
+                wired.connect_timeout,
+                wired.request_timeout
+            )
+        );
+        assert_eq!(back.workers, 3);
+        assert_eq!(back.shutdown_timeout, wired.shutdown_timeout);
+        assert!(command.env.is_empty());
     }
 
     #[test]

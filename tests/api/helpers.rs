@@ -220,102 +220,33 @@ pub fn free_port() -> u16 {
     panic!("no free port in {LOW}..{}", LOW + RANGE)
 }
 
-fn store_arg(url: &StoreUrl) -> String {
-    match url {
-        StoreUrl::Memory => "memory".into(),
-        StoreUrl::Redis(u) | StoreUrl::Postgres(u) => u.clone(),
-    }
-}
-
-/// The command-line options that give a role process the same settings; `admin_urls`
-/// are the admin listeners of the roles that have one.
-pub fn role_args(
+/// `settings` wired for a topology of processes: each role at its URL in `urls` (and its
+/// admin listener in `admin_urls`), the api-gateway and upstreams there unless a test set
+/// its own. `ecommerce::cli::serve_command` turns it into each role's command line.
+pub fn wired(
     settings: &Settings,
-    role: Role,
     urls: &BTreeMap<Role, String>,
     admin_urls: &BTreeMap<Role, String>,
-) -> Vec<String> {
-    let addr = |r: Role| urls[&r].trim_start_matches("http://").to_string();
-    let mut args = vec![
-        "serve".into(),
-        "--role".into(),
-        role.as_str().into(),
-        "--listen".into(),
-        addr(role),
-        "--api-gateway-url".into(),
-        settings
-            .api_gateway_url
-            .clone()
-            .unwrap_or_else(|| urls[&Role::ApiGateway].clone()),
-        "--session-secret".into(),
-        settings.session_secret.expose().into(),
-        "--payment-delay-ms".into(),
-        format!(
-            "{}-{}",
-            settings.payment_delay.min_ms, settings.payment_delay.max_ms
-        ),
-        "--cart-data".into(),
-        store_arg(&settings.cart_data),
-        "--session-data".into(),
-        store_arg(&settings.session_data),
-        "--product-data".into(),
-        store_arg(&settings.product_data),
-        "--workers".into(),
-        settings.workers.max(1).to_string(),
-        "--request-timeout-ms".into(),
-        settings.request_timeout.as_millis().to_string(),
-        "--connect-timeout-ms".into(),
-        settings.connect_timeout.as_millis().to_string(),
-        "--cart-ttl-secs".into(),
-        settings.cart_ttl.as_secs().to_string(),
-        "--shutdown-timeout-secs".into(),
-        "1".into(),
-    ];
-    for (flag, url) in [
-        ("--cart-data-replica", &settings.cart_data_replica),
-        ("--session-data-replica", &settings.session_data_replica),
-    ] {
-        if let Some(url) = url {
-            args.extend([flag.into(), store_arg(url)]);
+) -> Settings {
+    let address = |url: &String| url.trim_start_matches("http://").to_string();
+    let mut wired = settings.clone();
+    wired.listen = urls.iter().map(|(r, u)| (*r, address(u))).collect();
+    wired.admin_listen = admin_urls.iter().map(|(r, u)| (*r, address(u))).collect();
+    wired.api_gateway_url = settings
+        .api_gateway_url
+        .clone()
+        .or_else(|| urls.get(&Role::ApiGateway).cloned());
+    for upstream in Role::UPSTREAMS {
+        if let Some(url) = urls.get(&upstream) {
+            wired
+                .upstreams
+                .entry(upstream)
+                .or_insert_with(|| url.clone());
         }
     }
-    if let Some(source) = &settings.content_source {
-        args.extend(["--content-source".into(), source.clone()]);
-    }
-    for fault in settings.faults.active() {
-        args.extend(["--fault".into(), fault]);
-    }
-    if let Some(token) = &settings.admin_token {
-        args.extend(["--admin-token".into(), token.expose().into()]);
-    }
-    if let Some(url) = admin_urls.get(&role) {
-        let address = url.trim_start_matches("http://").to_string();
-        args.extend(["--admin-listen".into(), address]);
-    }
-    // Upstreams set by a test win over the harness's own wiring.
-    for upstream in Role::UPSTREAMS {
-        let url = settings
-            .upstreams
-            .get(&upstream)
-            .or_else(|| urls.get(&upstream))
-            .unwrap_or_else(|| panic!("no URL for {upstream}"));
-        args.extend(["--upstream".into(), format!("{upstream}={url}")]);
-    }
-    args
-}
-
-/// The `OTEL_*` variables that give a role process the same span export.
-pub fn otel_env(settings: &Settings) -> Vec<(&'static str, String)> {
-    let Some(otlp) = &settings.otlp else {
-        return Vec::new();
-    };
-    vec![
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp.endpoint.clone()),
-        (
-            "OTEL_BSP_SCHEDULE_DELAY",
-            otlp.schedule_delay.as_millis().to_string(),
-        ),
-    ]
+    wired.workers = settings.workers.max(1);
+    wired.shutdown_timeout = Duration::from_secs(1);
+    wired
 }
 
 async fn spawn_processes(settings: Settings) -> TestApp {
@@ -338,10 +269,12 @@ async fn spawn_processes(settings: Settings) -> TestApp {
             running: Running::Processes(Vec::new()),
             database: None,
         };
+        let wired = wired(&settings, &app.urls, &app.admin_urls);
         for role in &settings.roles {
+            let command = ecommerce::cli::serve_command(&wired, *role);
             let child = Command::new(env!("CARGO_BIN_EXE_ecommerce"))
-                .args(role_args(&settings, *role, &app.urls, &app.admin_urls))
-                .envs(otel_env(&settings))
+                .args(command.args)
+                .envs(command.env)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .spawn()
