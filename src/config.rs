@@ -1,9 +1,9 @@
 //! Settings: everything a role needs to start, built from the CLI (or directly by tests).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
+pub use crate::domain::{DelayRange, Secret};
 pub use crate::faults::Faults;
 use crate::role::Role;
 use crate::stores::StoreUrl;
@@ -95,77 +95,6 @@ pub fn listen_address(host: &str, base_port: u16, role: Role) -> String {
     }
 }
 
-/// A secret that never shows in logs or `Debug` output.
-#[derive(Clone)]
-pub struct Secret {
-    value: String,
-    pub generated: bool,
-}
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret {
-            value,
-            generated: false,
-        }
-    }
-
-    pub fn random() -> Self {
-        use rand::RngCore;
-        let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        Secret {
-            value: hex::encode(bytes),
-            generated: true,
-        }
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.value
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<hidden>)")
-    }
-}
-
-/// The simulated payment processing time, in milliseconds, inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DelayRange {
-    pub min_ms: u64,
-    pub max_ms: u64,
-}
-
-impl DelayRange {
-    pub const DEFAULT: DelayRange = DelayRange {
-        min_ms: 500,
-        max_ms: 1000,
-    };
-    /// The longest delay accepted, so a typo cannot hang payments for hours.
-    pub const LIMIT_MS: u64 = 60_000;
-}
-
-impl std::str::FromStr for DelayRange {
-    type Err = String;
-
-    /// `MIN-MAX` or a single `N` (both in ms).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || format!("'{s}' is not MIN-MAX milliseconds (e.g. 500-1000, or 0)");
-        let (min, max) = s.split_once('-').unwrap_or((s, s));
-        let min: u64 = min.trim().parse().map_err(|_| err())?;
-        let max: u64 = max.trim().parse().map_err(|_| err())?;
-        if min > max || max > Self::LIMIT_MS {
-            return Err(err());
-        }
-        Ok(DelayRange {
-            min_ms: min,
-            max_ms: max,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,27 +107,5 @@ mod tests {
         let s = Settings::local(vec![Role::Cart], 0);
         assert_eq!(s.listen[&Role::Cart], "127.0.0.1:0");
         assert_eq!(listen_address("::1", 8080, Role::Cart), "[::1]:8082");
-    }
-
-    #[test]
-    fn delay_ranges_parse() {
-        assert_eq!("500-1000".parse(), Ok(DelayRange::DEFAULT));
-        assert_eq!(
-            "0".parse(),
-            Ok(DelayRange {
-                min_ms: 0,
-                max_ms: 0
-            })
-        );
-        for bad in ["", "10-5", "a-b", "1-999999"] {
-            assert!(bad.parse::<DelayRange>().is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn secrets_stay_hidden() {
-        let s = Secret::new("hunter2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
-        assert!(Secret::random().generated);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::config::DelayRange;
+use crate::domain::DelayRange;
 use crate::role::Role;
 
 /// The fault scenarios switched on (SPEC section 7).

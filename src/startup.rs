@@ -322,9 +322,8 @@ impl Shared {
     /// The context every listener of `role` shares (metrics, faults, tracer).
     fn context(&self, role: Role) -> web::Data<RoleContext> {
         web::Data::new(RoleContext {
-            tracer: self.telemetry.tracer(role),
             admin_token: self.admin_token.clone(),
-            ..RoleContext::new(role, self.faults.clone())
+            ..RoleContext::new(role, self.faults.clone(), self.telemetry.tracer(role))
         })
     }
 

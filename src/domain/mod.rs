@@ -1,17 +1,21 @@
 //! Input parsed once at a handler's edge into types that cannot hold a bad value.
 
 mod card;
+mod delay;
 mod ids;
 mod money;
 mod product_id;
 mod quantity;
+mod secret;
 mod session;
 
 pub use card::CardNumber;
+pub use delay::DelayRange;
 pub use ids::{AttemptKey, OrderId, TransactionId};
 pub use money::Money;
 pub use product_id::ProductId;
 pub use quantity::Quantity;
+pub use secret::Secret;
 pub use session::{SessionId, SessionSigner};
 
 /// Why a piece of input was refused; the text is safe to show to a client.

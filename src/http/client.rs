@@ -12,8 +12,8 @@ use serde::Serialize;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::observe::{logfmt_value, method_label};
-use super::trace::{BAGGAGE, TRACEPARENT};
 use super::ApiError;
+use crate::telemetry::propagation::{BAGGAGE, TRACEPARENT};
 use crate::telemetry::span::{Call, Outcome, Peer};
 
 /// The largest upstream body a role reads whole (proxies stream and never read them).

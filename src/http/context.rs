@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::faults::FaultSwitch;
 use crate::role::Role;
 use crate::stores::{CartStore, PoolUsage, ProductStore, SessionStore};
-use crate::telemetry::Tracer;
+use crate::telemetry::{Instruments, Tracer};
 
-use super::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Something a role needs to serve; `/readyz` checks each.
 #[derive(Clone)]
@@ -66,10 +66,10 @@ pub struct Dependencies(pub Vec<Dependency>);
 /// Shared by all workers of a role.
 pub struct RoleContext {
     pub role: Role,
-    pub metrics: Metrics,
+    /// Metrics and tracer, which the role's spans record into too.
+    pub instruments: Arc<Instruments>,
     /// Shared by the roles of the process.
     pub faults: Arc<FaultSwitch>,
-    pub tracer: Tracer,
     /// Allows `PUT /faults`; absent, the faults stay as started.
     pub admin_token: Option<Secret>,
     /// Wrong admin tokens by client, shared by the role's listeners.
@@ -77,14 +77,21 @@ pub struct RoleContext {
 }
 
 impl RoleContext {
-    pub fn new(role: Role, faults: Arc<FaultSwitch>) -> Self {
+    pub fn new(role: Role, faults: Arc<FaultSwitch>, tracer: Tracer) -> Self {
         RoleContext {
             role,
-            metrics: Metrics::new(role),
+            instruments: Arc::new(Instruments::new(role, tracer)),
             faults,
-            tracer: Tracer::default(),
             admin_token: None,
             admin_guesses: Default::default(),
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.instruments.metrics
+    }
+
+    pub fn tracer(&self) -> &Tracer {
+        &self.instruments.tracer
     }
 }

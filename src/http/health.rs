@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 
 use super::client;
 use super::context::{Dependencies, Dependency, RoleContext};
-use super::metrics::{label_text, write_family};
 use crate::role::Role;
 use crate::stores::Health;
 use crate::stores::PoolUsage;
+use crate::telemetry::metrics::{label_text, write_family};
 use crate::telemetry::span;
 
 /// Which of the operational endpoints a listener serves.
@@ -57,7 +57,7 @@ type PoolGauge = (&'static str, &'static str, fn(&PoolUsage) -> usize);
 
 async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> HttpResponse {
     let service = ctx.role.as_str();
-    let mut text = ctx.metrics.render();
+    let mut text = ctx.metrics().render();
     let faults = ctx.faults.get().active();
     write_family(
         &mut text,
@@ -127,7 +127,7 @@ async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> 
             }),
         );
     }
-    if let Some(stats) = ctx.tracer.stats() {
+    if let Some(stats) = ctx.tracer().stats() {
         let spans = [
             ("exported", stats.exported.load(Ordering::Relaxed)),
             ("dropped", stats.dropped.load(Ordering::Relaxed)),

@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
 use super::context::RoleContext;
-use super::trace::{baggage, baggage_entry, TraceContext};
+use crate::telemetry::propagation::{baggage, baggage_entry, TraceContext};
 use crate::telemetry::span::{self, Current, Kind, SpanData, Value};
 
 pub async fn observe(
@@ -24,7 +24,7 @@ pub async fn observe(
         .cloned()
         .expect("every role's app has its context");
     let mut trace = TraceContext::from_headers(req.headers());
-    let recording = role.tracer.sample(&mut trace) && !is_probe(req.path());
+    let recording = role.tracer().sample(&mut trace) && !is_probe(req.path());
     // The faults as the request found them, for its fault and its span.
     let faults = role.faults.get();
     let method = method_label(req.method());
@@ -33,7 +33,7 @@ pub async fn observe(
     let current = Current {
         trace,
         baggage: baggage(req.headers()),
-        role: role.clone(),
+        instruments: role.instruments.clone(),
         recording,
         fault: Cell::new(None),
     };
@@ -48,7 +48,7 @@ pub async fn observe(
             .as_ref()
             .is_some_and(|b| baggage_entry(b, "synthetic_request").as_deref() == Some("true"));
 
-    let in_flight = role.metrics.in_flight();
+    let in_flight = role.metrics().in_flight();
     let mut serving = std::pin::pin!(span::scope(current, next.call(req)));
     let result = serving.as_mut().await;
     drop(in_flight);
@@ -71,7 +71,7 @@ pub async fn observe(
         error,
         fault,
     };
-    role.metrics
+    role.metrics()
         .observe_request(method, served.route_label(), status, served.elapsed);
     if let Some(mut attributes) = request {
         if synthetic {
@@ -81,7 +81,7 @@ pub async fn observe(
         if !active.is_empty() {
             attributes.push(("ecommerce.faults", Value::Strs(active)));
         }
-        role.tracer
+        role.tracer()
             .record(served.span(trace, span::unix_nanos(started), attributes));
     }
     served.log(&trace);

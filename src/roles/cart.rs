@@ -55,7 +55,7 @@ fn success(cart: &Cart) -> HttpResponse {
 }
 
 fn counted(ctx: &RoleContext, operation: &str) {
-    ctx.metrics.add(
+    ctx.metrics().add(
         "ecommerce_cart_updates_total",
         &[("operation", operation)],
         1.0,

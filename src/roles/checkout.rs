@@ -224,7 +224,7 @@ async fn process(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = |o: &str| {
-        ctx.metrics
+        ctx.metrics()
             .add("ecommerce_checkouts_total", &[("outcome", o)], 1.0)
     };
     let result = checkout(&state, &http, &req, payload).await;

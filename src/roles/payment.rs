@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::DelayRange;
+use crate::domain::DelayRange;
 use crate::domain::{CardNumber, Money, TransactionId};
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
@@ -41,7 +41,7 @@ async fn process(
 ) -> Result<HttpResponse, ApiError> {
     let request: PaymentRequest = body::json(payload).await?;
     let outcome = |o: &str| {
-        ctx.metrics
+        ctx.metrics()
             .add("ecommerce_payments_total", &[("outcome", o)], 1.0)
     };
     let card = CardNumber::parse(&request.card.number).inspect_err(|_| outcome("invalid"))?;
@@ -86,7 +86,7 @@ async fn process(
         });
     }
     outcome("success");
-    ctx.metrics
+    ctx.metrics()
         .add("ecommerce_payment_amount_total", &[], amount.as_f64());
     Ok(HttpResponse::Ok().json(json!({
         "message": "success",

@@ -163,7 +163,7 @@ async fn page(
         None => {
             let sid = SessionId::random();
             keep_session(state, &sid).await;
-            ctx.metrics
+            ctx.metrics()
                 .add("ecommerce_sessions_created_total", &[], 1.0);
             Some(state.signer.sign(&sid))
         }

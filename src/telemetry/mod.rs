@@ -1,20 +1,39 @@
-//! OpenTelemetry traces: a server span per request, a client span per upstream, Redis
-//! and PostgreSQL call, exported over OTLP/HTTP when an endpoint is configured. Without
-//! one, nothing is recorded and only the trace context travels on.
+//! Telemetry, below every other layer but the domain: OpenTelemetry traces (a server
+//! span per request, a client span per upstream, Redis and PostgreSQL call, exported over
+//! OTLP/HTTP when an endpoint is configured; without one, nothing is recorded and only
+//! the trace context travels on), the W3C context propagation, and the metrics registry.
 
 pub mod export;
+pub mod metrics;
 pub mod otlp;
+pub mod propagation;
 pub mod settings;
 pub mod span;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::http::trace::TraceContext;
 use crate::role::Role;
 use export::{Exporter, Stats};
+use propagation::TraceContext;
 use settings::{Otlp, Sampler};
 use span::{SpanData, Value};
+
+/// What one role's requests, calls and spans are recorded into: its metrics and its
+/// tracer. A span needs these, not the role's whole HTTP context.
+pub struct Instruments {
+    pub metrics: metrics::Metrics,
+    pub tracer: Tracer,
+}
+
+impl Instruments {
+    pub fn new(role: Role, tracer: Tracer) -> Self {
+        Instruments {
+            metrics: metrics::Metrics::new(role),
+            tracer,
+        }
+    }
+}
 
 /// The process's trace export, shared by its roles.
 pub struct Telemetry {

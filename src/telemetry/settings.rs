@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::config::Secret;
 use crate::domain::percent_decode;
+use crate::domain::Secret;
 
 /// Where and how spans are exported: OTLP over HTTP with protobuf bodies.
 #[derive(Debug, Clone)]

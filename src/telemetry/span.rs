@@ -9,12 +9,13 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HeaderValue;
-use actix_web::web;
+use std::sync::Arc;
+
+use super::Instruments;
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::http::context::RoleContext;
-use crate::http::metrics::status_class;
-use crate::http::trace::TraceContext;
+use crate::telemetry::metrics::status_class;
+use crate::telemetry::propagation::TraceContext;
 
 /// An attribute value (the kinds of OTLP `AnyValue` the shop uses).
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +97,7 @@ pub fn unix_nanos(at: Instant) -> u64 {
 pub struct Current {
     pub trace: TraceContext,
     pub baggage: Option<HeaderValue>,
-    pub role: web::Data<RoleContext>,
+    pub instruments: Arc<Instruments>,
     pub recording: bool,
     /// The fault that acted on the request, if one did (for its log line and span).
     pub fault: Cell<Option<&'static str>>,
@@ -221,7 +222,7 @@ impl Call {
             return;
         };
         let elapsed = self.started.elapsed();
-        let metrics = &current.role.metrics;
+        let metrics = &current.instruments.metrics;
         match self.peer {
             Peer::Http { target, .. } => {
                 let status = match outcome {
@@ -273,7 +274,7 @@ impl Call {
             }
         };
         let start = unix_nanos(self.started);
-        current.role.tracer.record(SpanData {
+        current.instruments.tracer.record(SpanData {
             trace_id: current.trace.trace_id,
             span_id: self.span_id,
             parent_span_id: Some(current.trace.span_id),
