@@ -1,4 +1,6 @@
-//! The shop's services: one spelling per name, default ports and who may be proxied to.
+//! The shop's services and the one table of what each is: its spelling, its port, who
+//! forwards to it, the store it keeps, whether it calls the api-gateway. The rest of the
+//! code asks this table rather than naming roles one by one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,16 +39,49 @@ impl Role {
         Role::Product,
     ];
 
+    /// The table: one row per role.
+    #[rustfmt::skip]
+    const fn spec(self) -> Spec {
+        use Forwarded::{Internal, Not, Public};
+        use Store::{CartData, ProductData, SessionData};
+        let (name, route, forwarded, store, calls_api_gateway) = match self {
+            // role            name           route label of forwarded calls  forwarded by store           calls the api-gateway
+            Role::WebGateway => ("web-gateway", "/api/v1/{service}/{tail}", Not,      Some(SessionData), true),
+            Role::ApiGateway => ("api-gateway", "/api/v1/{service}/{tail}", Not,      None,              false),
+            Role::Cart       => ("cart",        "/api/v1/cart/{tail}",      Public,   Some(CartData),    false),
+            Role::Checkout   => ("checkout",    "/api/v1/checkout/{tail}",  Public,   None,              true),
+            Role::Content    => ("content",     "/api/v1/content/{tail}",   Public,   None,              false),
+            Role::Payment    => ("payment",     "/api/v1/payment/{tail}",   Internal, None,              false),
+            Role::Product    => ("product",     "/api/v1/product/{tail}",   Public,   Some(ProductData), false),
+        };
+        Spec { name, route, forwarded, store, calls_api_gateway }
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::WebGateway => "web-gateway",
-            Role::ApiGateway => "api-gateway",
-            Role::Cart => "cart",
-            Role::Checkout => "checkout",
-            Role::Content => "content",
-            Role::Payment => "payment",
-            Role::Product => "product",
-        }
+        self.spec().name
+    }
+
+    /// The route label of the gateways' calls forwarded to this role (a bounded set, for
+    /// metrics).
+    pub fn forwarded_route(self) -> &'static str {
+        self.spec().route
+    }
+
+    /// Whether the web-gateway forwards a browser's calls to it (the api-gateway forwards
+    /// to every one of [`Role::UPSTREAMS`]).
+    pub fn is_public(self) -> bool {
+        matches!(self.spec().forwarded, Forwarded::Public)
+    }
+
+    /// The store it keeps its data in, if any.
+    pub fn store(self) -> Option<Store> {
+        self.spec().store
+    }
+
+    /// Whether it calls other services (through the api-gateway), which its `/readyz`
+    /// then reports.
+    pub fn calls_api_gateway(self) -> bool {
+        self.spec().calls_api_gateway
     }
 
     /// Position in [`Role::ALL`]; a role's port is the base port plus this offset.
@@ -77,6 +112,33 @@ impl Role {
         roles.dedup();
         Ok(roles)
     }
+}
+
+/// One row of the role table.
+struct Spec {
+    name: &'static str,
+    route: &'static str,
+    forwarded: Forwarded,
+    store: Option<Store>,
+    calls_api_gateway: bool,
+}
+
+/// Who forwards calls to a role.
+enum Forwarded {
+    /// Nobody: it is a gateway.
+    Not,
+    /// The api-gateway, for other services only.
+    Internal,
+    /// The api-gateway, and the web-gateway for browsers.
+    Public,
+}
+
+/// The shop's stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    CartData,
+    SessionData,
+    ProductData,
 }
 
 impl fmt::Display for Role {
@@ -135,6 +197,23 @@ mod tests {
         let err = Role::parse_list("cart,basket").unwrap_err().to_string();
         assert!(err.contains("'basket'"), "{err}");
         assert!(err.contains("web-gateway"), "{err}");
+    }
+
+    #[test]
+    fn the_upstreams_are_the_roles_someone_forwards_to() {
+        let forwarded: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|r| !matches!(r.spec().forwarded, Forwarded::Not))
+            .collect();
+        assert_eq!(forwarded, Role::UPSTREAMS);
+        assert!(!Role::Payment.is_public() && Role::Cart.is_public());
+        for role in Role::UPSTREAMS {
+            assert_eq!(
+                role.forwarded_route(),
+                format!("/api/v1/{role}/{{tail}}"),
+                "{role}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::http::context::{Dependencies, Dependency, RoleContext};
 use crate::http::error::no_route;
 use crate::http::health::Endpoints;
 use crate::http::{health, observe};
-use crate::role::Role;
+use crate::role::{Role, Store};
 use crate::roles;
 use crate::stores::{CartStore, ProductStore, SessionStore};
 use crate::telemetry::Telemetry;
@@ -303,17 +303,17 @@ impl Shared {
             carts: self
                 .carts
                 .as_ref()
-                .filter(|_| role == Role::Cart)
+                .filter(|_| role.store() == Some(Store::CartData))
                 .map(CartStore::for_worker),
             sessions: self
                 .sessions
                 .as_ref()
-                .filter(|_| role == Role::WebGateway)
+                .filter(|_| role.store() == Some(Store::SessionData))
                 .map(SessionStore::for_worker),
             products: self
                 .products
                 .as_ref()
-                .filter(|_| role == Role::Product)
+                .filter(|_| role.store() == Some(Store::ProductData))
                 .map(ProductStore::for_worker),
             ..self.clone()
         }
@@ -329,11 +329,15 @@ impl Shared {
 
     fn build(settings: &Settings, wiring: Wiring) -> Result<Self, StartupError> {
         let has = |role| settings.roles.contains(&role);
-        let carts = has(Role::Cart).then(|| cart_store(settings)).transpose()?;
-        let sessions = has(Role::WebGateway)
+        // Only the stores that the roles of this process keep.
+        let keeps = |store| settings.roles.iter().any(|r| r.store() == Some(store));
+        let carts = keeps(Store::CartData)
+            .then(|| cart_store(settings))
+            .transpose()?;
+        let sessions = keeps(Store::SessionData)
             .then(|| session_store(settings))
             .transpose()?;
-        let products = has(Role::Product)
+        let products = keeps(Store::ProductData)
             .then(|| product_store(settings))
             .transpose()?;
         if settings.session_secret.generated && has(Role::WebGateway) {
@@ -451,13 +455,14 @@ fn serve(
 }
 
 fn dependencies(role: Role, shared: &Shared) -> Vec<Dependency> {
-    let stores = match role {
-        Role::Cart => shared.carts.clone().map(Dependency::CartData),
-        Role::Product => shared.products.clone().map(Dependency::ProductData),
-        Role::WebGateway => shared.sessions.clone().map(Dependency::SessionData),
-        _ => None,
+    let stores = match role.store() {
+        Some(Store::CartData) => shared.carts.clone().map(Dependency::CartData),
+        Some(Store::ProductData) => shared.products.clone().map(Dependency::ProductData),
+        Some(Store::SessionData) => shared.sessions.clone().map(Dependency::SessionData),
+        None => None,
     };
-    let callers = matches!(role, Role::WebGateway | Role::Checkout)
+    let callers = role
+        .calls_api_gateway()
         .then(|| Dependency::ApiGateway(shared.wiring.api_gateway.clone()));
     stores.into_iter().chain(callers).collect()
 }

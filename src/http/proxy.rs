@@ -61,18 +61,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The route label of a forwarded call, per service (a bounded set, for metrics).
-pub fn route_label(role: Role) -> &'static str {
-    match role {
-        Role::Cart => "/api/v1/cart/{tail}",
-        Role::Checkout => "/api/v1/checkout/{tail}",
-        Role::Content => "/api/v1/content/{tail}",
-        Role::Payment => "/api/v1/payment/{tail}",
-        Role::Product => "/api/v1/product/{tail}",
-        Role::ApiGateway | Role::WebGateway => "/api/v1/{service}/{tail}",
-    }
-}
-
 /// `(service, tail)` of a raw `/api/v1/<service>[/<tail>]` path; the tail stays exactly
 /// as the client sent it, the service name is decoded (so `c%61rt` is `cart`).
 pub fn split_api_path(path: &str) -> Option<(std::borrow::Cow<'_, str>, &str)> {

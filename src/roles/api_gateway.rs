@@ -7,7 +7,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::http::client::Http;
 use crate::http::observe::RouteLabel;
-use crate::http::proxy::{self, repeat_of, route_label, split_api_path};
+use crate::http::proxy::{self, repeat_of, split_api_path};
 use crate::http::{body, ApiError};
 use crate::role::Role;
 
@@ -32,7 +32,8 @@ async fn forward(
     let (service, tail) = split_api_path(path).unwrap_or_default();
     let role = Role::upstream(&service)
         .ok_or_else(|| ApiError::NotFound(format!("No service named '{service}'")))?;
-    req.extensions_mut().insert(RouteLabel(route_label(role)));
+    req.extensions_mut()
+        .insert(RouteLabel(role.forwarded_route()));
     let base = state
         .upstreams
         .get(&role)

@@ -12,7 +12,7 @@ use crate::http::assets::{self, WEB};
 use crate::http::client::Http;
 use crate::http::context::RoleContext;
 use crate::http::observe::RouteLabel;
-use crate::http::proxy::{self, repeat_of, route_label, split_api_path};
+use crate::http::proxy::{self, repeat_of, split_api_path};
 use crate::http::{body, ApiError};
 use crate::role::Role;
 use crate::stores::SessionStore;
@@ -31,10 +31,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope("/api/v1").default_service(web::to(api)))
         .default_service(web::to(page_or_file));
 }
-
-/// The services a browser (and the k6 journey) calls; payment is internal, reached by
-/// checkout through the api-gateway only.
-const PUBLIC_SERVICES: [Role; 4] = [Role::Product, Role::Cart, Role::Checkout, Role::Content];
 
 /// Security headers on every answer: the shop's page loads only its own scripts, styles
 /// and images, is never framed, and names no other site in a Referer.
@@ -61,10 +57,12 @@ async fn api(
     // so no spelling of "cart" slips past the session check.
     let path = req.uri().path();
     let (service, tail) = split_api_path(path).unwrap_or_default();
+    // Only the services a browser (and the k6 journey) calls; payment is internal.
     let role = Role::upstream(&service)
-        .filter(|role| PUBLIC_SERVICES.contains(role))
+        .filter(|role| role.is_public())
         .ok_or_else(|| ApiError::NotFound(format!("No service named '{service}'")))?;
-    req.extensions_mut().insert(RouteLabel(route_label(role)));
+    req.extensions_mut()
+        .insert(RouteLabel(role.forwarded_route()));
     let bytes = body::read(payload).await?;
     if matches!(role, Role::Cart | Role::Checkout) {
         check_session_call(&state.signer, role, tail, &bytes)?;
