@@ -84,7 +84,7 @@ fn raise_open_files_limit() {
         Ok(limit) => log::debug!("msg=\"open files limit\" limit={limit}"),
         Err(e) => log::warn!(
             "msg=\"could not raise the open files limit\" error={}",
-            ecommerce::http::observe::logfmt_value(&e.to_string())
+            ecommerce::telemetry::logfmt::value(&e.to_string())
         ),
     }
 }

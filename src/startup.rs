@@ -23,7 +23,7 @@ use crate::http::{health, observe};
 use crate::role::{Role, Store};
 use crate::roles;
 use crate::stores::{CartStore, ProductStore, SessionStore};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{logfmt, Telemetry};
 
 /// Why the shop could not start; each names the option to fix.
 #[derive(Debug, thiserror::Error)]
@@ -346,7 +346,7 @@ impl Shared {
             );
         }
         for fault in settings.faults.active() {
-            log::warn!("msg=\"fault active\" fault={fault}");
+            log::warn!("msg=\"fault active\" fault={}", logfmt::value(&fault));
         }
         let telemetry = Telemetry::start(settings.otlp.as_ref(), &settings.roles).map_err(|e| {
             StartupError::Config {

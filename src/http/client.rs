@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::observe::{logfmt_value, method_label};
+use super::observe::method_label;
 use super::ApiError;
+use crate::telemetry::logfmt;
 use crate::telemetry::propagation::{BAGGAGE, TRACEPARENT};
 use crate::telemetry::span::{Call, Outcome, Peer};
 
@@ -113,8 +114,8 @@ pub async fn send(
         Err(e) if repeat == Repeat::Safe && failed_before_answer(&e) => {
             log::info!(
                 "msg=\"call failed before any answer: sending it again on a fresh connection\" url={} error={}",
-                logfmt_value(url),
-                logfmt_value(&e.to_string())
+                logfmt::value(url),
+                logfmt::value(&e.to_string())
             );
             let (request, call) = build(&http.fresh);
             let sent = request.send_body(body).await;
@@ -133,17 +134,46 @@ fn timed_out(e: &SendRequestError) -> bool {
     )
 }
 
+/// How a call to another service failed; each says what a client is told, and keeps the
+/// client library's error as its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    #[error("did not answer in time")]
+    TimedOut(#[source] SendRequestError),
+    #[error("did not accept the connection in time")]
+    ConnectTimedOut(#[source] SendRequestError),
+    #[error("is unreachable")]
+    Unreachable(#[source] SendRequestError),
+    #[error("did not finish its answer in time")]
+    AnswerTimedOut(#[source] awc::error::PayloadError),
+    #[error("sent an incomplete answer")]
+    Incomplete(#[source] awc::error::PayloadError),
+    #[error("answered with an unexpected body")]
+    UnexpectedBody(#[source] serde_json::Error),
+}
+
+impl CallFailure {
+    /// Whether time ran out (504 rather than 502).
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self,
+            CallFailure::TimedOut(_)
+                | CallFailure::ConnectTimedOut(_)
+                | CallFailure::AnswerTimedOut(_)
+        )
+    }
+}
+
 /// Maps a failed call to `what` (a service name, never an address) to 502 or 504.
 pub fn send_error(what: &str, e: SendRequestError) -> ApiError {
-    match e {
-        SendRequestError::Timeout => ApiError::Timeout(format!("{what} did not answer in time")),
-        ref e if timed_out(e) => {
-            ApiError::Timeout(format!("{what} did not accept the connection in time"))
-        }
-        other => {
-            log::warn!("msg=\"upstream call failed\" upstream={what} error=\"{other}\"");
-            ApiError::Upstream(format!("{what} is unreachable"))
-        }
+    let failure = match e {
+        SendRequestError::Timeout => CallFailure::TimedOut(e),
+        ref connect if timed_out(connect) => CallFailure::ConnectTimedOut(e),
+        other => CallFailure::Unreachable(other),
+    };
+    ApiError::Call {
+        what: what.to_string(),
+        failure,
     }
 }
 
@@ -202,9 +232,9 @@ pub struct Reply {
 impl Reply {
     /// The body as `T`, or 502 when `what` answered something unexpected.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            log::warn!("msg=\"unexpected upstream answer\" upstream={what} error=\"{e}\"");
-            ApiError::Upstream(format!("{what} answered with an unexpected body"))
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::Call {
+            what: what.to_string(),
+            failure: CallFailure::UnexpectedBody(e),
         })
     }
 
@@ -227,8 +257,10 @@ pub async fn call_json<B: Serialize>(
     body: &B,
     repeat: Repeat,
 ) -> Result<Reply, ApiError> {
-    let body = serde_json::to_vec(body)
-        .map_err(|e| ApiError::Unexpected(format!("cannot encode a call to {what}: {e}")))?;
+    let body = serde_json::to_vec(body).map_err(|cause| ApiError::Corrupt {
+        what: "a call's body did not encode",
+        cause,
+    })?;
     let sent = send(http, repeat, url, body.into(), |client| {
         let mut request = client
             .request(method.clone(), url)
@@ -242,13 +274,18 @@ pub async fn call_json<B: Serialize>(
         .body()
         .limit(MAX_UPSTREAM_BODY)
         .await
-        .map_err(|e| match e {
-            awc::error::PayloadError::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                ApiError::Timeout(format!("{what} did not answer in time"))
-            }
-            other => {
-                log::warn!("msg=\"upstream body failed\" upstream={what} error=\"{other}\"");
-                ApiError::Upstream(format!("{what} sent an incomplete answer"))
+        .map_err(|e| {
+            let failure = match e {
+                awc::error::PayloadError::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    CallFailure::AnswerTimedOut(e)
+                }
+                other => CallFailure::Incomplete(other),
+            };
+            ApiError::Call {
+                what: what.to_string(),
+                failure,
             }
         })?;
     Ok(Reply {

@@ -4,8 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::client::CallFailure;
 use crate::domain::Invalid;
 use crate::stores::StoreError;
+use crate::telemetry::logfmt;
 
 /// The body limit of every endpoint that reads a body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -34,12 +36,33 @@ pub enum ApiError {
     /// A refusal decided upstream, passed on with its status (e.g. a declined card).
     #[error("{reason}")]
     Refused { status: StatusCode, reason: String },
+    /// A store failed (503), or refused a write (a full cart, 400).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A call to another service failed before it answered in full: 504 when it ran out
+    /// of time, else 502.
+    #[error("{what} {failure}")]
+    Call {
+        what: String,
+        #[source]
+        failure: CallFailure,
+    },
+    /// Another service answered that it is unavailable (its reason passed on).
     #[error("{0}")]
     Unavailable(String),
+    /// Another service answered with a failure (its reason passed on).
     #[error("{0}")]
     Upstream(String),
+    /// Another service answered that it ran out of time (its reason passed on).
     #[error("{0}")]
     Timeout(String),
+    /// Data the shop wrote itself does not read back; the cause goes to the log.
+    #[error("Internal error")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        cause: serde_json::Error,
+    },
     /// A bug or an unexpected state; the cause goes to the log, not to the client.
     #[error("Internal error")]
     Unexpected(String),
@@ -58,11 +81,13 @@ impl ApiError {
         self.status_code().is_client_error()
     }
 
-    /// The text logged for a server-side failure (the client sees only `Display`).
-    pub fn cause(&self) -> &str {
+    /// The text logged for a failure: what the client was told, then every cause under
+    /// it (a 500 names what went wrong instead of "Internal error").
+    pub fn log_text(&self) -> String {
         match self {
-            ApiError::Unexpected(cause) => cause,
-            _ => "",
+            ApiError::Unexpected(cause) => cause.clone(),
+            ApiError::Corrupt { what, cause } => format!("{what}: {}", logfmt::chain(cause)),
+            other => logfmt::chain(other),
         }
     }
 }
@@ -79,6 +104,11 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Refused { status, .. } => *status,
+            ApiError::Store(StoreError::CartFull) => StatusCode::BAD_REQUEST,
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Call { failure, .. } if failure.timed_out() => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Call { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -107,17 +137,6 @@ impl ResponseError for ApiError {
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::Validation(e.0)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::CartFull => ApiError::Validation(e.to_string()),
-            StoreError::Unavailable { .. } | StoreError::ReadOnly { .. } => {
-                ApiError::Unavailable(e.to_string())
-            }
-        }
     }
 }
 
@@ -150,6 +169,19 @@ mod tests {
     fn unexpected_errors_hide_their_cause() {
         let e = ApiError::Unexpected("pool exhausted at 10.0.0.3".into());
         assert_eq!(e.to_string(), "Internal error");
-        assert_eq!(e.cause(), "pool exhausted at 10.0.0.3");
+        assert_eq!(e.log_text(), "pool exhausted at 10.0.0.3");
+    }
+
+    #[test]
+    fn store_failures_tell_clients_what_and_logs_why() {
+        let e = ApiError::from(StoreError::Unavailable {
+            store: "cart-data",
+            cause: crate::stores::Failure::TimedOut,
+        });
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.to_string(), "cart-data is unavailable");
+        assert_eq!(e.log_text(), "cart-data is unavailable: timed out");
+        let full = ApiError::from(StoreError::CartFull);
+        assert_eq!(full.status_code(), StatusCode::BAD_REQUEST);
     }
 }

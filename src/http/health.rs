@@ -12,7 +12,7 @@ use crate::role::Role;
 use crate::stores::Health;
 use crate::stores::PoolUsage;
 use crate::telemetry::metrics::{label_text, write_family};
-use crate::telemetry::span;
+use crate::telemetry::{logfmt, span};
 
 /// Which of the operational endpoints a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,9 +189,9 @@ async fn check(
             span::mark_fault("cart-data-outage");
             Err("unreachable (fault cart-data-outage)".into())
         }
-        Dependency::CartData(store) => store.health().await.map_err(|e| e.to_string()),
-        Dependency::SessionData(store) => store.health().await.map_err(|e| e.to_string()),
-        Dependency::ProductData(store) => store.health().await.map_err(|e| e.to_string()),
+        Dependency::CartData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
+        Dependency::SessionData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
+        Dependency::ProductData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
         Dependency::ApiGateway(url) => client::healthy(http, url).await.map(|()| Health::Up),
     }
 }

@@ -11,6 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
 use super::context::RoleContext;
+use super::ApiError;
+use crate::telemetry::logfmt;
 use crate::telemetry::propagation::{baggage, baggage_entry, TraceContext};
 use crate::telemetry::span::{self, Current, Kind, SpanData, Value};
 
@@ -159,8 +161,8 @@ impl Served<'_> {
         let mut line = format!(
             "msg=request method={} path={} route={} status={} duration_ms={:.3} trace_id={} span_id={}",
             self.method,
-            logfmt_value(self.path),
-            logfmt_value(self.route_label()),
+            logfmt::value(self.path),
+            logfmt::value(self.route_label()),
             self.status.as_u16(),
             self.elapsed.as_secs_f64() * 1000.0,
             trace.trace_id_hex(),
@@ -169,8 +171,13 @@ impl Served<'_> {
         if let Some(fault) = self.fault {
             line.push_str(&format!(" fault={fault}"));
         }
-        if let (log::Level::Error, Some(cause)) = (level, self.error) {
-            line.push_str(&format!(" error={}", logfmt_value(&format!("{cause:?}"))));
+        if let (log::Level::Error, Some(error)) = (level, self.error) {
+            // The handler's error with every cause under it; other errors as actix has them.
+            let text = match error.as_error::<ApiError>() {
+                Some(e) => e.log_text(),
+                None => format!("{error:?}"),
+            };
+            line.push_str(&format!(" error={}", logfmt::value(&text)));
         }
         log::log!(target: "request", level, "{line}");
     }
@@ -253,17 +260,6 @@ fn route_of(req: &actix_web::HttpRequest) -> Option<String> {
     req.match_pattern()
 }
 
-/// Quotes a logfmt value when it has spaces, quotes or `=`.
-pub fn logfmt_value(v: &str) -> String {
-    if !v.is_empty()
-        && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
-    {
-        v.to_string()
-    } else {
-        format!("{v:?}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,13 +269,5 @@ mod tests {
         use actix_web::http::Method;
         assert_eq!(method_label(&Method::PUT), "PUT");
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
-    }
-
-    #[test]
-    fn logfmt_quotes_only_when_needed() {
-        assert_eq!(logfmt_value("/api/v1/cart"), "/api/v1/cart");
-        assert_eq!(logfmt_value("a b"), "\"a b\"");
-        assert_eq!(logfmt_value("x=\"y\""), "\"x=\\\"y\\\"\"");
-        assert_eq!(logfmt_value(""), "\"\"");
     }
 }

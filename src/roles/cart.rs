@@ -175,8 +175,11 @@ async fn claim_order(
         }
         Claim::Pending { order_id } => json!({"status": "pending", "order_id": order_id}),
         Claim::Paid { receipt } => {
-            let receipt: Value = serde_json::from_str(&receipt)
-                .map_err(|e| ApiError::Unexpected(format!("a stored receipt is not JSON: {e}")))?;
+            let receipt: Value =
+                serde_json::from_str(&receipt).map_err(|cause| ApiError::Corrupt {
+                    what: "a stored receipt is not JSON",
+                    cause,
+                })?;
             json!({"status": "paid", "receipt": receipt})
         }
     };

@@ -192,7 +192,7 @@ impl Calls<'_> {
             log::error!(
                 "msg=\"claimed cart lines not given back\" attempt={} error={}",
                 self.attempt,
-                crate::http::observe::logfmt_value(&e.to_string())
+                crate::telemetry::logfmt::value(&e.to_string())
             );
         }
     }
@@ -204,7 +204,7 @@ impl Calls<'_> {
             log::error!(
                 "msg=\"paid order not recorded: a repeat of its attempt may not find it\" attempt={} error={}",
                 self.attempt,
-                crate::http::observe::logfmt_value(&e.to_string())
+                crate::telemetry::logfmt::value(&e.to_string())
             );
         }
     }

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use crate::http::assets::{self, IMAGES};
-use crate::http::client::{send, send_error, start_call, Http, Repeat};
+use crate::http::client::{send, send_error, start_call, CallFailure, Http, Repeat};
 use crate::http::ApiError;
 
 const CACHE_CONTROL: &str = "public, max-age=86400";
@@ -112,7 +112,10 @@ async fn fetch(http: &Http, base: &str, name: &str) -> Result<CachedImage, ApiEr
         .body()
         .limit(MAX_IMAGE_BYTES)
         .await
-        .map_err(|_| ApiError::Upstream("the image bucket sent an incomplete image".into()))?;
+        .map_err(|e| ApiError::Call {
+            what: "the image bucket".into(),
+            failure: CallFailure::Incomplete(e),
+        })?;
     let digest = Sha256::digest(&bytes);
     let etag = format!("\"{}\"", hex::encode(&digest[..8]));
     Ok(CachedImage { bytes, etag })

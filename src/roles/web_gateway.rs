@@ -16,6 +16,7 @@ use crate::http::proxy::{self, repeat_of, split_api_path};
 use crate::http::{body, ApiError};
 use crate::role::Role;
 use crate::stores::SessionStore;
+use crate::telemetry::logfmt;
 
 pub const SESSION_COOKIE: &str = "session_id";
 
@@ -186,7 +187,10 @@ async fn keep_session(state: &State, sid: &SessionId) {
         Err(e) => Err(e),
     };
     if let Err(e) = kept {
-        log::warn!("msg=\"session not stored\" error=\"{e}\"");
+        log::warn!(
+            "msg=\"session not stored\" error={}",
+            logfmt::value(&logfmt::chain(&e))
+        );
     }
 }
 

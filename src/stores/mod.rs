@@ -66,16 +66,72 @@ pub enum Restore {
     Nothing,
 }
 
+/// Why a store operation did not happen. The text is what a client is told; the cause
+/// under it goes to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or answered with an error; the role answers 503.
-    #[error("{store} is unavailable: {reason}")]
-    Unavailable { store: &'static str, reason: String },
+    #[error("{store} is unavailable")]
+    Unavailable {
+        store: &'static str,
+        #[source]
+        cause: Failure,
+    },
     /// Only reads can be served (the primary is down, a replica answers).
-    #[error("{store} is read-only: {reason}")]
-    ReadOnly { store: &'static str, reason: String },
+    #[error("{store} is read-only: the primary is unreachable; reads are served by the replica, changes are refused")]
+    ReadOnly {
+        store: &'static str,
+        #[source]
+        cause: Failure,
+    },
     #[error("A cart holds at most {MAX_CART_LINES} lines")]
     CartFull,
+}
+
+/// What went wrong between a role and a store server, as its client library said.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("no connection")]
+    RedisPool(#[source] deadpool_redis::PoolError),
+    #[error("redis")]
+    Redis(#[source] deadpool_redis::redis::RedisError),
+    #[error("no connection")]
+    PostgresPool(#[source] deadpool_postgres::PoolError),
+    #[error("postgres")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// The schema is missing: `ecommerce migrate` has not run against this database.
+    #[error("the products table does not exist: run `ecommerce migrate`")]
+    NotMigrated(#[source] tokio_postgres::Error),
+    /// A stored value the shop would never have written.
+    #[error("a stored value is invalid")]
+    Corrupt(#[source] crate::domain::Invalid),
+    #[error("timed out")]
+    TimedOut,
+    /// The primary failed, and then its replica too.
+    #[error("primary: {}; replica", crate::telemetry::logfmt::chain(.primary))]
+    BothSides {
+        primary: Box<Failure>,
+        #[source]
+        replica: Box<Failure>,
+    },
+}
+
+impl From<deadpool_redis::PoolError> for Failure {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        Failure::RedisPool(e)
+    }
+}
+
+impl From<deadpool_redis::redis::RedisError> for Failure {
+    fn from(e: deadpool_redis::redis::RedisError) -> Self {
+        Failure::Redis(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Failure {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Failure::PostgresPool(e)
+    }
 }
 
 /// Where a store lives, parsed from its option: `memory`, `redis://...` or `postgres://...`.
@@ -480,10 +536,13 @@ fn store_call(
 }
 
 /// Ends a store operation's span with its result.
-fn finish_store_call<T, E: std::fmt::Display>(call: Call, result: &Result<T, E>) {
+fn finish_store_call<T, E: std::error::Error + 'static>(call: Call, result: &Result<T, E>) {
     match result {
         Ok(_) => call.finish(Outcome::Ok),
-        Err(e) => call.finish(Outcome::Failed("store", &e.to_string())),
+        Err(e) => call.finish(Outcome::Failed(
+            "store",
+            &crate::telemetry::logfmt::chain(e),
+        )),
     }
 }
 

@@ -8,7 +8,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    finish_store_call, redact, store_call, Health, PoolUsage, SearchPage, Server, StoreError,
+    finish_store_call, redact, store_call, Failure, Health, PoolUsage, SearchPage, Server,
+    StoreError,
 };
 use crate::catalog::Product;
 use crate::domain::{Money, ProductId};
@@ -90,19 +91,19 @@ pub struct PostgresCatalog {
     pools: Arc<Mutex<Vec<Pool>>>,
 }
 
-fn unavailable(reason: impl std::fmt::Display) -> StoreError {
+fn unavailable(cause: impl Into<Failure>) -> StoreError {
     StoreError::Unavailable {
         store: "product-data",
-        reason: reason.to_string(),
+        cause: cause.into(),
     }
 }
 
-/// Maps a query failure to a reason: a missing table means `migrate` has not run.
+/// A query failure; a missing table means `migrate` has not run.
 fn query_error(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
-        return unavailable("the products table does not exist: run `ecommerce migrate`");
+        return unavailable(Failure::NotMigrated(e));
     }
-    unavailable(e)
+    unavailable(Failure::Postgres(e))
 }
 
 impl PostgresCatalog {
@@ -177,7 +178,7 @@ impl PostgresCatalog {
             op(client).await
         })
         .await
-        .unwrap_or_else(|_| Err(unavailable("timed out")));
+        .unwrap_or_else(|_| Err(unavailable(Failure::TimedOut)));
         finish_store_call(call, &result);
         result
     }
@@ -287,7 +288,7 @@ fn product(row: &Row) -> Result<Product, StoreError> {
         id: row.get(0),
         name: row.get(1),
         category: row.get(2),
-        price: Money::from_decimal_str(&price).map_err(unavailable)?,
+        price: Money::from_decimal_str(&price).map_err(|e| unavailable(Failure::Corrupt(e)))?,
         rating: row.get(4),
         reviews: i64::from(row.get::<_, i32>(5)),
         filename: row.get(6),
@@ -320,7 +321,10 @@ pub async fn migrate(url: &str, products: &[Product]) -> Result<Migrated, String
         .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         .await;
     if let Err(e) = &trigram {
-        log::warn!("msg=\"pg_trgm unavailable: search will not be indexed\" error=\"{e}\"");
+        log::warn!(
+            "msg=\"pg_trgm unavailable: search will not be indexed\" error={}",
+            crate::telemetry::logfmt::value(&crate::telemetry::logfmt::chain(e))
+        );
     }
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])

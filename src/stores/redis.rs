@@ -11,10 +11,11 @@ use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::{Config, Pool, Runtime};
 
 use super::{
-    finish_store_call, redact, store_call, Cart, Claim, Health, PoolUsage, Restore, Server,
-    StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
+    finish_store_call, redact, store_call, Cart, Claim, Failure, Health, PoolUsage, Restore,
+    Server, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
 };
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
+use crate::telemetry::logfmt;
 use crate::telemetry::span::Peer;
 
 /// How long one store operation may take in all (pool wait, connect, command).
@@ -78,22 +79,51 @@ fn pool(url: &str) -> Result<Pool, String> {
         .map_err(|e| format!("'{}': {e}", redact(url)))
 }
 
-/// Runs `op` within the operation timeout, mapping every failure to a message.
-async fn bounded<T, F>(op: F) -> Result<T, String>
+/// Runs `op` within the operation timeout.
+async fn bounded<T, E, F>(op: F) -> Result<T, E>
 where
-    F: Future<Output = Result<T, String>>,
+    E: From<Failure>,
+    F: Future<Output = Result<T, E>>,
 {
     tokio::time::timeout(OP_TIMEOUT, op)
         .await
-        .unwrap_or_else(|_| Err("timed out".into()))
+        .unwrap_or_else(|_| Err(Failure::TimedOut.into()))
 }
 
-async fn run<T: redis::FromRedisValue>(pool: &Pool, cmd: &redis::Cmd) -> Result<T, String> {
+async fn run<T: redis::FromRedisValue>(pool: &Pool, cmd: &redis::Cmd) -> Result<T, Failure> {
     bounded(async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        cmd.query_async(&mut *conn).await.map_err(|e| e.to_string())
+        let mut conn = pool.get().await?;
+        Ok(cmd.query_async(&mut *conn).await?)
     })
     .await
+}
+
+/// The error code the cart scripts answer when a new line would pass the line limit.
+const CART_FULL_CODE: &str = "CARTFULL";
+
+/// Why a write did not happen: the store's own refusal, or a failure.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the cart is full")]
+    CartFull,
+    #[error(transparent)]
+    Failed(#[from] Failure),
+}
+
+impl From<redis::RedisError> for WriteError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.code() == Some(CART_FULL_CODE) {
+            WriteError::CartFull
+        } else {
+            WriteError::Failed(Failure::Redis(e))
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for WriteError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        WriteError::Failed(Failure::RedisPool(e))
+    }
 }
 
 impl RedisPair {
@@ -127,12 +157,15 @@ impl RedisPair {
     }
 
     /// One attempt of `operation` on `side`, within the operation timeout, as a span.
-    async fn attempt<T>(
+    async fn attempt<T, E>(
         &self,
         operation: &'static str,
         side: Side,
-        op: impl Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        E: From<Failure> + std::error::Error + 'static,
+    {
         let server = match side {
             Side::Primary => Some(&self.servers.0),
             Side::Replica => self.servers.1.as_ref(),
@@ -159,21 +192,24 @@ impl RedisPair {
         pair
     }
 
-    fn unavailable(&self, reason: String) -> StoreError {
+    fn unavailable(&self, cause: Failure) -> StoreError {
         StoreError::Unavailable {
             store: self.store,
-            reason,
+            cause,
         }
     }
 
-    fn note_primary(&self, up: bool, error: &str) {
+    /// Notes whether the primary answered (`error` is why not), logging each change.
+    fn note_primary(&self, error: Option<&Failure>) {
+        let up = error.is_none();
         let was_down = self.state.primary_down.swap(!up, Ordering::Relaxed);
-        match (was_down, up) {
-            (false, false) => log::error!(
-                "msg=\"store primary unreachable\" store={} error=\"{error}\"",
-                self.store
+        match (was_down, error) {
+            (false, Some(error)) => log::error!(
+                "msg=\"store primary unreachable\" store={} error={}",
+                self.store,
+                logfmt::value(&logfmt::chain(error))
             ),
-            (true, true) => log::warn!("msg=\"store primary is back\" store={}", self.store),
+            (true, None) => log::warn!("msg=\"store primary is back\" store={}", self.store),
             _ => {}
         }
     }
@@ -183,25 +219,26 @@ impl RedisPair {
     async fn read<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
     where
         F: Fn(Pool, Side) -> Fut,
-        Fut: Future<Output = Result<T, String>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let primary = op(self.primary.clone(), Side::Primary);
         match self.attempt(operation, Side::Primary, primary).await {
             Ok(value) => {
-                self.note_primary(true, "");
+                self.note_primary(None);
                 Ok(value)
             }
-            Err(primary_error) => {
-                self.note_primary(false, &primary_error);
+            Err(primary) => {
+                self.note_primary(Some(&primary));
                 let Some(replica) = &self.replica else {
-                    return Err(self.unavailable(primary_error));
+                    return Err(self.unavailable(primary));
                 };
                 self.attempt(operation, Side::Replica, op(replica.clone(), Side::Replica))
                     .await
-                    .map_err(|replica_error| {
-                        self.unavailable(format!(
-                            "primary: {primary_error}; replica: {replica_error}"
-                        ))
+                    .map_err(|replica| {
+                        self.unavailable(Failure::BothSides {
+                            primary: Box::new(primary),
+                            replica: Box::new(replica),
+                        })
                     })
             }
         }
@@ -214,32 +251,31 @@ impl RedisPair {
         Fut: Future<Output = Result<(T, deadpool_redis::Connection), redis::RedisError>>,
     {
         let write = async {
-            let conn = self.primary.get().await.map_err(|e| e.to_string())?;
-            let (value, mut conn) = op(conn).await.map_err(|e| match e.code() {
-                Some("CARTFULL") => "CARTFULL".to_string(),
-                _ => e.to_string(),
-            })?;
+            let conn = self.primary.get().await?;
+            let (value, mut conn) = op(conn).await?;
             self.replicate(&mut conn).await;
-            Ok(value)
+            Ok::<_, WriteError>(value)
         };
         let result = self.attempt(operation, Side::Primary, write).await;
         match result {
             Ok(value) => {
-                self.note_primary(true, "");
+                // The primary answered (a refusal too).
+                self.note_primary(None);
                 Ok(value)
             }
-            Err(e) if e == "CARTFULL" => Err(StoreError::CartFull),
-            Err(e) => {
-                self.note_primary(false, &e);
+            Err(WriteError::CartFull) => {
+                self.note_primary(None);
+                Err(StoreError::CartFull)
+            }
+            Err(WriteError::Failed(cause)) => {
+                self.note_primary(Some(&cause));
                 if self.replica.is_some() {
                     Err(StoreError::ReadOnly {
                         store: self.store,
-                        reason: format!(
-                            "the primary is unreachable ({e}); reads are served by the replica, changes are refused"
-                        ),
+                        cause,
                     })
                 } else {
-                    Err(self.unavailable(e))
+                    Err(self.unavailable(cause))
                 }
             }
         }
@@ -307,17 +343,22 @@ impl RedisPair {
             Some(pool) => Some(run::<String>(pool, &ping).await),
             None => None,
         };
-        self.note_primary(primary.is_ok(), primary.as_ref().err().map_or("", |e| e));
+        self.note_primary(primary.as_ref().err());
         match (primary, replica) {
             (Ok(_), None | Some(Ok(_))) => Ok(Health::Up),
             (Ok(_), Some(Err(e))) => Ok(Health::Degraded(format!(
-                "replica unreachable ({e}): writes are acknowledged by the primary alone"
+                "replica unreachable ({}): writes are acknowledged by the primary alone",
+                logfmt::chain(&e)
             ))),
             (Err(e), Some(Ok(_))) => Ok(Health::Degraded(format!(
-                "primary unreachable ({e}): reads from the replica, writes refused"
+                "primary unreachable ({}): reads from the replica, writes refused",
+                logfmt::chain(&e)
             ))),
             (Err(e), None) => Err(self.unavailable(e)),
-            (Err(p), Some(Err(r))) => Err(self.unavailable(format!("primary: {p}; replica: {r}"))),
+            (Err(primary), Some(Err(replica))) => Err(self.unavailable(Failure::BothSides {
+                primary: Box::new(primary),
+                replica: Box::new(replica),
+            })),
         }
     }
 }
@@ -330,7 +371,7 @@ if quantity == 0 then
   redis.call('HDEL', key, field)
 else
   if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= max then
-    return redis.error_reply('CARTFULL the cart is full')
+    return redis.error_reply('CARTFULL the cart is full') -- CART_FULL_CODE
   end
   redis.call('HSET', key, field, quantity)
 end
@@ -561,7 +602,7 @@ impl RedisCarts {
             .read("HGETALL", |pool, side| {
                 let key = key.clone();
                 async move {
-                    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+                    let mut conn = pool.get().await?;
                     // On the primary, one round trip reads and slides the TTL; a replica
                     // is read-only.
                     let mut pipe = redis::pipe();
@@ -569,10 +610,7 @@ impl RedisCarts {
                     if side == Side::Primary {
                         pipe.expire(&key, ttl as i64).ignore();
                     }
-                    let (cart,): (Cart,) = pipe
-                        .query_async(&mut *conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let (cart,): (Cart,) = pipe.query_async(&mut *conn).await?;
                     Ok(cart)
                 }
             })
@@ -666,8 +704,8 @@ impl RedisSessions {
                     .read("EXISTS", |pool, _| {
                         let key = key.clone();
                         async move {
-                            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                            conn.exists(&key).await.map_err(|e| e.to_string())
+                            let mut conn = pool.get().await?;
+                            Ok(conn.exists(&key).await?)
                         }
                     })
                     .await

@@ -4,6 +4,7 @@
 //! the trace context travels on), the W3C context propagation, and the metrics registry.
 
 pub mod export;
+pub mod logfmt;
 pub mod metrics;
 pub mod otlp;
 pub mod propagation;
