@@ -8,7 +8,8 @@ source scripts/stores.sh
 trap stores_cleanup EXIT
 
 echo "== unit tests, black-box HTTP tests (every role in one process, embedded stores), store and CLI tests"
-cargo test --all-targets
+# --workspace: the test support crate (support/) too.
+cargo test --workspace --all-targets
 
 echo "== black-box HTTP tests again: every role its own process, on Redis and PostgreSQL"
 ECOMMERCE_TEST_TOPOLOGY=processes \

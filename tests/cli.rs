@@ -6,6 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::ports::free_port;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ecommerce");
 
 /// A child process that is killed and reaped however the test ends.
@@ -16,14 +18,6 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The binary with a clean environment (no ECOMMERCE_* from the caller).

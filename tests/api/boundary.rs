@@ -7,7 +7,7 @@ use ecommerce::config::Secret;
 use ecommerce::role::Role;
 use serde_json::json;
 
-use crate::helpers::*;
+use support::shop::{sid_of, spawn_app, spawn_with, unique_sid, TestApp, GOOD_CARD, SWEET_TEA};
 
 const TOKEN: &str = "boundary-admin-token";
 

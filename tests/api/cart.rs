@@ -5,7 +5,8 @@ use actix_web::http::{Method, StatusCode};
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::{bad_request, Reply};
+use support::shop::{sid_of, spawn_app, unique_sid, TestApp, SWEET_TEA};
 
 /// The two ways to reach a cart: the public path with a signed session, and the
 /// service's own address with the bare id.

@@ -5,7 +5,8 @@ use actix_web::http::{Method, StatusCode};
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::Reply;
+use support::shop::{sid_of, spawn_app, spawn_with, TestApp, BAD_CARD, GOOD_CARD, SWEET_TEA};
 
 const SPICED_COFFEE: &str = "77ce5522"; // 4.5
 

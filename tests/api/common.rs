@@ -8,7 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::metric_value;
+use support::ports::free_port;
+use support::shop::{spawn_app, spawn_with, unique_sid, GOOD_CARD, SECRET, SWEET_TEA};
+use support::stub::Stub;
 
 #[actix_web::test]
 async fn every_role_answers_healthz() {

@@ -5,7 +5,9 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 use serde_json::Value;
 
-use crate::helpers::*;
+use support::ports::free_port;
+use support::shop::{spawn_app, spawn_with, TestApp};
+use support::stub::Stub;
 
 /// Every image file the catalog names, as the product service lists them.
 async fn catalog_images(app: &TestApp) -> Vec<String> {

@@ -9,7 +9,8 @@ use ecommerce::role::Role;
 use ecommerce::startup::Application;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::{bad_request, Reply};
+use support::shop::{spawn_with, TestApp, GOOD_CARD, SWEET_TEA};
 
 const TOKEN: &str = "test-admin-token";
 
@@ -25,8 +26,19 @@ async fn switchable_shop(faults: &[&str]) -> TestApp {
     .await
 }
 
-impl TestApp {
+/// Fault requests, as methods of the app (a trait, since `TestApp` is the support crate's).
+trait FaultRequests {
     /// `PUT /faults` on `role` with `token` (none: no Authorization header).
+    async fn put_faults(&self, role: Role, token: Option<&str>, faults: &[&str]) -> Reply;
+    /// Switches `role`'s faults to `faults`, asserting that it worked.
+    async fn switch_faults(&self, role: Role, faults: &[&str]);
+    async fn active_faults(&self, role: Role) -> Value;
+    async fn search(&self) -> Reply;
+    /// A payment of one dollar straight to the payment role, and how long it took.
+    async fn timed_payment(&self) -> (Reply, Duration);
+}
+
+impl FaultRequests for TestApp {
     async fn put_faults(&self, role: Role, token: Option<&str>, faults: &[&str]) -> Reply {
         let bearer = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("content-type", "application/json")];
@@ -42,7 +54,6 @@ impl TestApp {
         .await
     }
 
-    /// Switches `role`'s faults to `faults`, asserting that it worked.
     async fn switch_faults(&self, role: Role, faults: &[&str]) {
         let reply = self.put_faults(role, Some(TOKEN), faults).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
@@ -62,7 +73,6 @@ impl TestApp {
         .await
     }
 
-    /// A payment of one dollar straight to the payment role, and how long it took.
     async fn timed_payment(&self) -> (Reply, Duration) {
         let started = Instant::now();
         let reply = self

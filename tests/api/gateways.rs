@@ -9,7 +9,10 @@ use ecommerce::domain::{SessionId, SessionSigner};
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::{raw_http, Reply};
+use support::ports::free_port;
+use support::shop::{sid_of, spawn_app, spawn_with, TestApp, GOOD_CARD, SECRET, SWEET_TEA};
+use support::stub::{echo_stub, Stub};
 
 const INDEX_HTML: &[u8] = include_bytes!("../../assets/web/index.html");
 

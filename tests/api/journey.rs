@@ -4,7 +4,7 @@
 use actix_web::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
+use support::shop::{spawn_processes_with, GOOD_CARD, SWEET_TEA};
 
 #[actix_web::test]
 async fn a_shopper_walks_from_the_home_page_to_a_paid_order() {

@@ -1,8 +1,5 @@
-//! Black-box tests of the shop over HTTP, one module per area.
-
-mod helpers;
-#[path = "../support/mod.rs"]
-mod support;
+//! Black-box tests of the shop over HTTP, one module per area. What they share (starting
+//! the shop, typed requests, stubs, the OTLP receiver) is the `support` crate (support/).
 
 mod boundary;
 mod cart;

@@ -10,7 +10,11 @@ use ecommerce::role::Role;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::{bad_request, Reply};
+use support::shop::{
+    spawn_app, spawn_processes_with, spawn_with, unique_sid, TestApp, BAD_CARD, GOOD_CARD,
+    SWEET_TEA,
+};
 
 const SPICED_COFFEE: &str = "77ce5522"; // 4.5
 

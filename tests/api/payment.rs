@@ -7,7 +7,8 @@ use ecommerce::config::DelayRange;
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::Reply;
+use support::shop::{spawn_app, spawn_with, TestApp, BAD_CARD, GOOD_CARD};
 
 /// Payment is internal: checkout reaches it through the api-gateway.
 async fn pay(app: &TestApp, body: &Value) -> Reply {

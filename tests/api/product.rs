@@ -5,7 +5,8 @@ use actix_web::http::{Method, StatusCode};
 use ecommerce::role::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use support::http::{bad_request, Reply};
+use support::shop::{spawn_app, TestApp, SWEET_TEA};
 
 /// The catalog as the CSV file has it: one JSON object per row, empty cells as null,
 /// numbers as numbers.

@@ -1,6 +1,6 @@
 use actix_web::http::StatusCode;
 
-use crate::helpers::*;
+use support::shop::{spawn_app, GOOD_CARD, SWEET_TEA};
 
 #[actix_web::test]
 async fn a_shopper_pays_for_a_sweet_tea() {

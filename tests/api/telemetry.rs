@@ -9,8 +9,9 @@ use ecommerce::role::Role;
 use ecommerce::telemetry::settings::Otlp;
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::support::otlp::{Received, Receiver};
+use support::http::{metric_value, Reply};
+use support::otlp::{Received, Receiver};
+use support::shop::{spawn_with, TestApp, GOOD_CARD, SWEET_TEA};
 
 /// The shop exporting to `receiver` every 100 ms.
 async fn traced_shop(receiver: &Receiver, faults: &[&str]) -> TestApp {
@@ -205,7 +206,7 @@ async fn baggage_reaches_every_hop_and_marks_synthetic_traffic() {
     for server in spans.iter().filter(|s| s.is_server()) {
         assert_eq!(
             server.attribute("synthetic_request"),
-            Some(&crate::support::otlp::proto::Value::Bool(true)),
+            Some(&support::otlp::proto::Value::Bool(true)),
             "{}: {}",
             server.service,
             server.span.name

@@ -11,7 +11,7 @@ use actix_web::http::{Method, StatusCode};
 use ecommerce::role::Role;
 use serde_json::json;
 
-use crate::helpers::*;
+use support::shop::{spawn_with, TestApp, GOOD_CARD};
 
 const CALLS: usize = 20;
 

@@ -3,12 +3,6 @@
 //! bodies against other shoppers' searches, and callers meeting connections their server
 //! is closing. Every load is bounded in connections and time, on loopback only.
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)] // the attack tests use part of the shared harness
-mod helpers;
-#[path = "../support/mod.rs"]
-mod support;
-
 mod keep_alive;
 mod slow_bodies;
 

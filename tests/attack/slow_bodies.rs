@@ -8,7 +8,7 @@ use actix_web::rt::net::TcpStream;
 use ecommerce::role::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::*;
+use support::shop::{spawn_processes_with, TestApp};
 
 const ATTACKERS: usize = 250;
 const ATTACK_FOR: Duration = Duration::from_secs(12);

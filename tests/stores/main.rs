@@ -1,21 +1,18 @@
 //! The shop on real Redis and PostgreSQL: key schema, replicas, outages, concurrency and
 //! migrations. Servers that a test stops are ones it started itself.
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)] // the stores tests use part of the shared harness
-mod helpers;
-#[path = "../support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
 use deadpool_redis::redis::{self, AsyncCommands};
+use ecommerce::role::Role;
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::support::{PgCluster, RedisServer, TestDatabase};
-use ecommerce::role::Role;
+use support::http::metric_value;
+use support::otlp::Receiver;
+use support::ports::free_port;
+use support::shop::{sid_of, spawn_with, unique_sid, SWEET_TEA};
+use support::stores::{self, PgCluster, RedisServer, TestDatabase};
 
 /// Retries `check` until it holds or `within` passes.
 async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
@@ -38,13 +35,9 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-fn sid_of(session: &str) -> &str {
-    session.split('.').next().unwrap()
-}
-
 #[actix_web::test]
 async fn carts_and_sessions_live_in_redis_under_their_keys_with_ttls() {
-    let Some(redis) = support::redis() else {
+    let Some(redis) = stores::redis() else {
         return;
     };
     let app = spawn_with(|s| {
@@ -74,7 +67,7 @@ async fn carts_and_sessions_live_in_redis_under_their_keys_with_ttls() {
 
 #[actix_web::test]
 async fn the_replica_serves_reads_while_the_primary_is_down_and_nothing_acknowledged_is_lost() {
-    if support::redis().is_none() {
+    if stores::redis().is_none() {
         return;
     }
     let mut primary = RedisServer::primary();
@@ -135,7 +128,7 @@ async fn the_replica_serves_reads_while_the_primary_is_down_and_nothing_acknowle
 
 #[actix_web::test]
 async fn writes_go_on_without_the_replica_and_the_role_says_so() {
-    if support::redis().is_none() {
+    if stores::redis().is_none() {
         return;
     }
     let primary = RedisServer::primary();
@@ -178,10 +171,10 @@ async fn writes_go_on_without_the_replica_and_the_role_says_so() {
 
 #[actix_web::test]
 async fn a_role_started_while_its_store_is_down_answers_503_then_recovers() {
-    if support::redis().is_none() {
+    if stores::redis().is_none() {
         return;
     }
-    let port = support::free_port();
+    let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let app = spawn_with(|s| s.cart_data = url.parse().unwrap()).await;
     let session = app.session().await;
@@ -203,7 +196,7 @@ async fn a_role_started_while_its_store_is_down_answers_503_then_recovers() {
 
 #[actix_web::test]
 async fn concurrent_updates_to_one_cart_lose_nothing() {
-    let Some(redis) = support::redis() else {
+    let Some(redis) = stores::redis() else {
         return;
     };
     let app = spawn_with(|s| s.cart_data = redis.parse().unwrap()).await;
@@ -237,7 +230,7 @@ async fn concurrent_updates_to_one_cart_lose_nothing() {
 
 #[actix_web::test]
 async fn the_line_limit_holds_under_concurrent_adds() {
-    let Some(redis) = support::redis() else {
+    let Some(redis) = stores::redis() else {
         return;
     };
     let app = spawn_with(|s| s.cart_data = redis.parse().unwrap()).await;
@@ -264,7 +257,7 @@ async fn the_line_limit_holds_under_concurrent_adds() {
 
 #[actix_web::test]
 async fn product_answers_503_while_postgres_is_down_and_recovers_without_a_restart() {
-    if support::postgres().is_none() {
+    if stores::postgres().is_none() {
         return;
     }
     let mut pg = PgCluster::start();
@@ -295,7 +288,7 @@ async fn product_answers_503_while_postgres_is_down_and_recovers_without_a_resta
 
 #[actix_web::test]
 async fn migrate_is_idempotent_and_applies_a_changed_catalog() {
-    let Some(server) = support::postgres() else {
+    let Some(server) = stores::postgres() else {
         return;
     };
     let db = TestDatabase::create(&server).await;
@@ -329,10 +322,10 @@ async fn migrate_is_idempotent_and_applies_a_changed_catalog() {
 
 #[actix_web::test]
 async fn store_calls_are_spans_under_their_request_and_pools_are_measured() {
-    let (Some(redis), Some(server)) = (support::redis(), support::postgres()) else {
+    let (Some(redis), Some(server)) = (stores::redis(), stores::postgres()) else {
         return;
     };
-    let receiver = support::otlp::Receiver::start();
+    let receiver = Receiver::start();
     let db = TestDatabase::create(&server).await;
     let endpoint = receiver.url.clone();
     let app = spawn_with(|s| {

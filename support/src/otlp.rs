@@ -1,6 +1,8 @@
-//! A test OTLP receiver: an HTTP server that decodes the protobuf trace exports it is sent
-//! (with message types declared here from the OpenTelemetry protocol, decoded by prost)
-//! and keeps every span, with the service that sent it.
+//! A test OTLP receiver ([`Receiver`]) that keeps every span the shop exports.
+//!
+//! It is an HTTP server that decodes the protobuf trace exports it is sent (with message
+//! types declared here from the OpenTelemetry protocol, decoded by prost) and keeps every
+//! span with the service that sent it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
 
-use super::Stub;
+use crate::stub::Stub;
 
 /// opentelemetry/proto/collector/trace/v1 and the messages it uses, as far as the shop
 /// sends them.

@@ -1,9 +1,8 @@
-//! Real Redis and PostgreSQL servers for tests: the ones `scripts/test.sh` provides, and
-//! private ones a test starts (and stops) itself; and small HTTP servers a test controls.
-
-#![allow(dead_code)]
-
-pub mod otlp;
+//! Real Redis and PostgreSQL for tests: shared servers, private ones, fresh databases.
+//!
+//! The shared servers are the ones `scripts/test.sh` provides ([`redis`], [`postgres`]);
+//! private ones a test starts and stops itself ([`RedisServer`], [`PgCluster`]); and
+//! [`TestDatabase`] is a fresh database for one test.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -11,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+
+use crate::ports::free_port;
 
 /// The URL in `var`, when its server answers. Unset or unreachable: a test that needs it
 /// fails under CI (CI=true) and is skipped, loudly, elsewhere.
@@ -43,14 +44,6 @@ pub fn postgres() -> Option<String> {
         "ECOMMERCE_TEST_POSTGRES",
         "postgres://postgres@127.0.0.1:5432",
     )
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for_port(port: u16, up: bool) {
@@ -328,44 +321,5 @@ impl Drop for PgCluster {
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A small HTTP server the test controls, standing in for a bucket or an upstream.
-pub struct Stub {
-    pub url: String,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Stub {
-    /// Serves the routes `configure` adds (404 for anything else) on a free port.
-    pub fn start<F>(configure: F) -> Stub
-    where
-        F: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
-    {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server =
-            actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Stub { url, handle }
-    }
-
-    /// Stops the server at once; connections to it are refused afterwards.
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
-    }
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }

@@ -1,0 +1,23 @@
+//! What the shop's tests share (and tools reuse), one module per purpose.
+//!
+//! Start with [`shop`]: a test calls [`shop::spawn_app`] and talks to the
+//! [`shop::TestApp`] it returns.
+//!
+//! ```text
+//! shop       the whole shop for one test (in-process, or one process per role) and
+//!            typed requests to it
+//! processes  every role of a Settings as its own process of the binary (also for tools)
+//! http       replies read whole, raw HTTP byte for byte, Prometheus samples
+//! stub       small HTTP servers a test controls, standing in for upstreams
+//! otlp       a receiver that decodes the spans the shop exports
+//! stores     real Redis and PostgreSQL: the shared servers, private ones, fresh databases
+//! ports      the one way to pick a free port
+//! ```
+
+pub mod http;
+pub mod otlp;
+pub mod ports;
+pub mod processes;
+pub mod shop;
+pub mod stores;
+pub mod stub;
