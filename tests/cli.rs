@@ -422,3 +422,75 @@ fn lines_logged_while_serving_a_request_name_its_trace() {
         assert!(line.contains(" span_id="), "{line}");
     }
 }
+
+/// A store failure is a short 503 for the client and, in the request's log line at error
+/// level, the whole chain of causes down to the client library's own words.
+#[test]
+fn a_5xx_log_line_shows_the_cause_chain_and_the_client_a_short_reason() {
+    let address = format!("127.0.0.1:{}", free_port());
+    // Nothing listens on the store's port: every connection is refused.
+    let dead_store = format!("redis://127.0.0.1:{}", free_port());
+    let child = ecommerce(&[
+        "serve",
+        "--role",
+        "cart",
+        "--listen",
+        &address,
+        "--cart-data",
+        &dead_store,
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the binary starts");
+    let mut child = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthy(&address) {
+        assert!(Instant::now() < deadline, "cart did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let body = r#"{"session_id": "chain-test"}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let mut log = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"message":"failure","reason":"cart-data is unavailable"}"#),
+        "{answer}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("msg=request method=POST"))
+        .unwrap_or_else(|| panic!("no request line in:\n{log}"));
+    assert!(line.contains("level=error"), "{line}");
+    assert!(
+        line.contains("error=\"cart-data is unavailable: no connection: "),
+        "{line}"
+    );
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+}
