@@ -6,10 +6,12 @@
 //! ```text
 //! shop       the whole shop for one test (in-process, or one process per role) and
 //!            typed requests to it
-//! processes  every role of a Settings as its own process of the binary (also for tools)
+//! processes  every role of a Settings as its own process of the binary (also for tools:
+//!            PID files, processes left running and found again)
 //! http       replies read whole, raw HTTP byte for byte, Prometheus samples
 //! stub       small HTTP servers a test controls, standing in for upstreams
-//! otlp       a receiver that decodes the spans the shop exports
+//! otlp       the one OTLP receiver: decodes the spans the shop exports, which a test
+//!            keeps and a tool (`cargo xtask otlp-sink`) counts
 //! stores     real Redis and PostgreSQL: the shared servers, private ones, fresh databases
 //! ports      the one way to pick a free port
 //! ```

@@ -1,16 +1,28 @@
-//! A test OTLP receiver ([`Receiver`]) that keeps every span the shop exports.
+//! The one OTLP/HTTP traces receiver: a test's ([`Receiver`], which keeps every span the
+//! shop exports) and a tool's ([`Endpoint`], with a [`Collector`] of its own, such as
+//! `cargo xtask otlp-sink`, which counts them).
 //!
 //! It is an HTTP server that decodes the protobuf trace exports it is sent (with message
-//! types declared here from the OpenTelemetry protocol, decoded by prost) and keeps every
-//! span with the service that sent it.
+//! types declared here from the OpenTelemetry protocol, decoded by prost, see [`decode`])
+//! and hands each span, with the service that sent it, to its collector.
 
+use std::future::Future;
+use std::io;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use prost::Message;
 
 use crate::stub::Stub;
+
+/// The path exports are sent to.
+pub const TRACES_PATH: &str = "/v1/traces";
+/// Far above any batch; a guard against nonsense lengths.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// opentelemetry/proto/collector/trace/v1 and the messages it uses, as far as the shop
 /// sends them.
@@ -206,7 +218,196 @@ fn find<'a>(attributes: &'a [proto::KeyValue], key: &str) -> Option<&'a proto::V
         .and_then(|kv| kv.value.as_ref()?.value.as_ref())
 }
 
-/// The receiver: `url` is the OTLP traces endpoint to configure.
+/// The spans of an `ExportTraceServiceRequest` body, each with its resource and
+/// `service.name` (empty when the resource names none).
+pub fn decode(body: &[u8]) -> Result<Vec<Received>, prost::DecodeError> {
+    let export = proto::ExportTraceServiceRequest::decode(body)?;
+    let mut spans = Vec::new();
+    for resource_spans in export.resource_spans {
+        let resource = resource_spans
+            .resource
+            .map(|r| r.attributes)
+            .unwrap_or_default();
+        let service = match find(&resource, "service.name") {
+            Some(proto::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                spans.push(Received {
+                    service: service.clone(),
+                    resource: resource.clone(),
+                    span,
+                });
+            }
+        }
+    }
+    Ok(spans)
+}
+
+/// What a receiver does with what it is sent.
+pub trait Collector: Send + Sync + 'static {
+    /// A well-formed export: the size of its body and its spans.
+    fn collect(&self, bytes: usize, spans: Vec<Received>);
+
+    /// A protobuf body of `bytes` bytes that is not an export: accept it (200, as a
+    /// collector that only counts does) or refuse it (400).
+    fn undecodable(&self, bytes: usize) -> Verdict;
+
+    /// A request refused: another path or method, another content type, no length.
+    fn refused(&self) {}
+
+    /// What `GET /stats` answers (a JSON document); `None`: 404.
+    fn stats(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What a receiver answers to a body that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Refuse,
+}
+
+/// The receiver's routes, on any actix app: `POST /v1/traces` (200 with an empty
+/// `ExportTraceServiceResponse`; 411 without a length, 415 for another content type),
+/// `GET /healthz`, `GET /stats`; 404 for other paths (405 for methods other than GET,
+/// HEAD and POST).
+pub fn routes(cfg: &mut web::ServiceConfig, collector: Arc<dyn Collector>) {
+    let other = || web::to(other);
+    cfg.app_data(web::PayloadConfig::new(MAX_BODY))
+        .app_data(web::Data::from(collector))
+        .service(
+            web::resource(TRACES_PATH)
+                .route(web::post().to(receive))
+                .default_service(other()),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(|| async { "ok\n" }))
+                .default_service(other()),
+        )
+        .service(
+            web::resource("/stats")
+                .route(web::get().to(stats))
+                .default_service(other()),
+        )
+        .default_service(other());
+}
+
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    collector: web::Data<dyn Collector>,
+) -> HttpResponse {
+    let headers = req.headers();
+    let chunked = headers
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if !chunked && !headers.contains_key(header::CONTENT_LENGTH) {
+        collector.refused();
+        return HttpResponse::LengthRequired().body("length required\n");
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/x-protobuf") {
+        collector.refused();
+        return HttpResponse::UnsupportedMediaType().body("only application/x-protobuf\n");
+    }
+    let verdict = match decode(&body) {
+        Ok(spans) => {
+            collector.collect(body.len(), spans);
+            Verdict::Accept
+        }
+        Err(_) => collector.undecodable(body.len()),
+    };
+    match verdict {
+        // An empty ExportTraceServiceResponse: full success.
+        Verdict::Accept => HttpResponse::Ok()
+            .content_type("application/x-protobuf")
+            .finish(),
+        Verdict::Refuse => HttpResponse::BadRequest().body("not an ExportTraceServiceRequest\n"),
+    }
+}
+
+async fn stats(collector: web::Data<dyn Collector>) -> HttpResponse {
+    match collector.stats() {
+        Some(stats) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!("{stats}\n")),
+        None => {
+            collector.refused();
+            HttpResponse::NotFound().body("not found\n")
+        }
+    }
+}
+
+async fn other(req: HttpRequest, collector: web::Data<dyn Collector>) -> HttpResponse {
+    collector.refused();
+    if [Method::GET, Method::HEAD, Method::POST].contains(req.method()) {
+        HttpResponse::NotFound().body("not found\n")
+    } else {
+        HttpResponse::MethodNotAllowed().body("method not allowed\n")
+    }
+}
+
+/// The receiver a tool runs: on a listener it bound itself (its port its own choice), on
+/// whatever tokio runtime awaits it, until told to stop.
+pub struct Endpoint {
+    server: actix_web::dev::Server,
+}
+
+impl Endpoint {
+    /// Serves `collector`'s routes on `listener` (two workers of their own).
+    pub fn start(
+        listener: std::net::TcpListener,
+        collector: Arc<dyn Collector>,
+    ) -> io::Result<Endpoint> {
+        let server = actix_web::HttpServer::new(move || {
+            let collector = collector.clone();
+            actix_web::App::new().configure(move |cfg| routes(cfg, collector))
+        })
+        .workers(2)
+        // The tool decides when to stop (its own signal handling).
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        Ok(Endpoint { server })
+    }
+
+    /// Serves until `stop` completes (or the server fails), then stops, letting the
+    /// requests in flight finish within a second.
+    pub async fn serve_until(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = pin!(self.server);
+        let mut stop = pin!(stop);
+        let ended = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = server.as_mut().poll(cx) {
+                return Poll::Ready(Some(result));
+            }
+            stop.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match ended {
+            Some(result) => result,
+            None => {
+                // The command is sent at once; the server's own future carries it out (and
+                // answers the handle's future, which nobody else would poll meanwhile).
+                drop(handle.stop(true));
+                server.await
+            }
+        }
+    }
+}
+
+/// A test's receiver, which keeps every span: `url` is the OTLP traces endpoint to
+/// configure.
 pub struct Receiver {
     pub url: String,
     spans: Arc<Mutex<Vec<Received>>>,
@@ -214,25 +415,29 @@ pub struct Receiver {
     _server: Stub,
 }
 
+/// Keeps every span; refuses what does not decode, so that the shop counts it failed.
+struct Keep(Arc<Mutex<Vec<Received>>>);
+
+impl Collector for Keep {
+    fn collect(&self, _bytes: usize, spans: Vec<Received>) {
+        self.0.lock().unwrap().extend(spans);
+    }
+
+    fn undecodable(&self, _bytes: usize) -> Verdict {
+        Verdict::Refuse
+    }
+}
+
 impl Receiver {
-    /// Listens on a free loopback port; answers 200 to well-formed exports, 415 to other
-    /// content types and 400 to bodies that do not decode.
+    /// Listens on a free loopback port, in the caller's actix runtime; answers 200 to
+    /// well-formed exports, 415 to other content types and 400 to bodies that do not
+    /// decode.
     pub fn start() -> Receiver {
         let spans: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let kept = spans.clone();
-        let server = Stub::start(move |cfg| {
-            let kept = kept.clone();
-            cfg.app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                .route(
-                    "/v1/traces",
-                    web::post().to(move |req: HttpRequest, body: web::Bytes| {
-                        let kept = kept.clone();
-                        async move { receive(&req, &body, &kept) }
-                    }),
-                );
-        });
+        let collector: Arc<dyn Collector> = Arc::new(Keep(spans.clone()));
+        let server = Stub::start(move |cfg| routes(cfg, collector.clone()));
         Receiver {
-            url: format!("{}/v1/traces", server.url),
+            url: format!("{}{TRACES_PATH}", server.url),
             spans,
             _server: server,
         }
@@ -271,40 +476,192 @@ impl Receiver {
     }
 }
 
-fn receive(req: &HttpRequest, body: &[u8], kept: &Mutex<Vec<Received>>) -> HttpResponse {
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type != "application/x-protobuf" {
-        return HttpResponse::UnsupportedMediaType().finish();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::raw_http;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts what it is handed; accepts what does not decode.
+    #[derive(Default)]
+    struct Counting {
+        exports: AtomicUsize,
+        spans: Mutex<Vec<String>>,
+        undecodable: AtomicUsize,
+        refused: AtomicUsize,
     }
-    let Ok(export) = proto::ExportTraceServiceRequest::decode(body) else {
-        return HttpResponse::BadRequest().finish();
-    };
-    let mut kept = kept.lock().unwrap();
-    for resource_spans in export.resource_spans {
-        let resource = resource_spans
-            .resource
-            .map(|r| r.attributes)
-            .unwrap_or_default();
-        let service = match find(&resource, "service.name") {
-            Some(proto::Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        for scope in resource_spans.scope_spans {
-            for span in scope.spans {
-                kept.push(Received {
-                    service: service.clone(),
-                    resource: resource.clone(),
-                    span,
-                });
-            }
+
+    impl Collector for Counting {
+        fn collect(&self, _bytes: usize, spans: Vec<Received>) {
+            self.exports.fetch_add(1, Ordering::Relaxed);
+            let mut names = self.spans.lock().unwrap();
+            names.extend(
+                spans
+                    .into_iter()
+                    .map(|s| format!("{} {}", s.service, s.span.name)),
+            );
+        }
+
+        fn undecodable(&self, _bytes: usize) -> Verdict {
+            self.undecodable.fetch_add(1, Ordering::Relaxed);
+            Verdict::Accept
+        }
+
+        fn refused(&self) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn stats(&self) -> Option<String> {
+            Some(serde_json::json!({"exports": self.exports.load(Ordering::Relaxed)}).to_string())
         }
     }
-    // An empty ExportTraceServiceResponse: full success.
-    HttpResponse::Ok()
-        .content_type("application/x-protobuf")
-        .finish()
+
+    fn export(service: &str, names: &[&str]) -> Vec<u8> {
+        let attribute = |key: &str, value: proto::Value| proto::KeyValue {
+            key: key.into(),
+            value: Some(proto::AnyValue { value: Some(value) }),
+        };
+        proto::ExportTraceServiceRequest {
+            resource_spans: vec![proto::ResourceSpans {
+                resource: Some(proto::Resource {
+                    attributes: vec![attribute(
+                        "service.name",
+                        proto::Value::String(service.into()),
+                    )],
+                }),
+                scope_spans: vec![proto::ScopeSpans {
+                    scope: None,
+                    spans: names
+                        .iter()
+                        .map(|name| proto::Span {
+                            name: name.to_string(),
+                            kind: 2,
+                            ..Default::default()
+                        })
+                        .collect(),
+                }],
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn post(path: &str, content_type: &str, body: &[u8]) -> String {
+        // Bodies here are protobuf bytes: sent as Latin-1 would mangle them, so only
+        // ASCII-safe ones go through raw_http's String.
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            String::from_utf8(body.to_vec()).expect("an ASCII body")
+        )
+    }
+
+    fn get(method: &str, path: &str) -> String {
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    }
+
+    /// Runs `exchange` against an endpoint serving `collector`, on a runtime of its own.
+    fn against<F: Future<Output = ()>>(
+        collector: Arc<dyn Collector>,
+        exchange: impl FnOnce(String) -> F,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            let endpoint = Endpoint::start(listener, collector).unwrap();
+            endpoint.serve_until(exchange(address)).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn decoding_gives_each_span_its_service() {
+        let spans = decode(&export("cart", &["GET /a", "GET /b"])).unwrap();
+        let names: Vec<(String, String)> = spans
+            .iter()
+            .map(|s| (s.service.clone(), s.span.name.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("cart".into(), "GET /a".into()),
+                ("cart".into(), "GET /b".into())
+            ]
+        );
+        assert!(spans[0].is_server());
+        assert!(decode(b"\xff\xff").is_err());
+    }
+
+    #[test]
+    fn an_endpoint_hands_exports_to_its_collector_and_refuses_the_rest() {
+        let counting = Arc::new(Counting::default());
+        // Span names of ASCII bytes only, so the body travels as text.
+        let body = export("cart", &["a"]);
+        assert!(body.is_ascii(), "{body:?}");
+        against(counting.clone(), |address| async move {
+            let accepted =
+                raw_http(&address, post(TRACES_PATH, "application/x-protobuf", &body)).await;
+            assert_eq!(accepted.status, 200);
+            assert_eq!(
+                accepted.header("content-type"),
+                Some("application/x-protobuf")
+            );
+            let undecodable = raw_http(
+                &address,
+                post(
+                    TRACES_PATH,
+                    "application/x-protobuf; charset=x",
+                    b"\x7f\x7f",
+                ),
+            )
+            .await;
+            assert_eq!(undecodable.status, 200, "a counting collector accepts it");
+            let wrong_type = raw_http(&address, post(TRACES_PATH, "application/json", b"{}")).await;
+            assert_eq!(wrong_type.status, 415);
+            let no_length = format!(
+                "POST {TRACES_PATH} HTTP/1.1\r\nHost: t\r\n\
+                 Content-Type: application/x-protobuf\r\nConnection: close\r\n\r\n"
+            );
+            assert_eq!(raw_http(&address, no_length).await.status, 411);
+            assert_eq!(
+                raw_http(&address, get("GET", "/elsewhere")).await.status,
+                404
+            );
+            assert_eq!(
+                raw_http(&address, get("GET", TRACES_PATH)).await.status,
+                404
+            );
+            assert_eq!(
+                raw_http(&address, get("PUT", TRACES_PATH)).await.status,
+                405
+            );
+            let health = raw_http(&address, get("GET", "/healthz")).await;
+            assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
+            let stats = raw_http(&address, get("GET", "/stats?pretty")).await;
+            assert_eq!(stats.status, 200);
+            assert_eq!(stats.header("content-type"), Some("application/json"));
+            assert_eq!(stats.body, b"{\"exports\":1}\n");
+        });
+        assert_eq!(*counting.spans.lock().unwrap(), ["cart a"]);
+        assert_eq!(counting.undecodable.load(Ordering::Relaxed), 1);
+        assert_eq!(counting.refused.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_receiver_that_keeps_spans_refuses_what_does_not_decode() {
+        let spans: Arc<Mutex<Vec<Received>>> = Arc::default();
+        against(Arc::new(Keep(spans.clone())), |address| async move {
+            let undecodable = raw_http(
+                &address,
+                post(TRACES_PATH, "application/x-protobuf", b"\x7f\x7f"),
+            )
+            .await;
+            assert_eq!(undecodable.status, 400);
+            assert_eq!(raw_http(&address, get("GET", "/stats")).await.status, 404);
+        });
+        assert!(spans.lock().unwrap().is_empty());
+    }
 }

@@ -1,7 +1,10 @@
 //! The shop as processes ([`Topology`]): one process of the `ecommerce` binary per role.
 //!
 //! Every role of a `Settings` runs as its own process of the `ecommerce` binary, started,
-//! watched, replaced and stopped, each step within a bound.
+//! watched, replaced and stopped, each step within a bound. A tool may also leave its
+//! processes running when it exits ([`Topology::detach`], with [`PidFiles`] that say
+//! where they are) and find them again in a later invocation ([`Topology::adopt`]), to
+//! stop or replace them like its own.
 //!
 //! Nothing here asserts: the tests and the tools that run the production topology on one
 //! machine share it, and each decides what a failure means (retry, panic, report).
@@ -12,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +24,11 @@ use ecommerce::config::Settings;
 use ecommerce::role::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod pid_files;
+
+use pid_files::{option_value, Known};
+pub use pid_files::{PidFiles, Recorded};
 
 /// The environment variable that names the binary to run instead of the one Cargo built
 /// (the same name `scripts/topology.sh` and the chart tests read).
@@ -30,6 +39,10 @@ pub const BINARY_VAR: &str = "ECOMMERCE_BIN";
 const PROBE_WITHIN: Duration = Duration::from_secs(2);
 /// Between two looks at a process that is starting or stopping.
 const POLL: Duration = Duration::from_millis(20);
+/// Between two rounds of `/readyz` requests: readiness waits on stores and peers.
+const READY_POLL: Duration = Duration::from_millis(200);
+/// How long a process that is not our child may take to vanish after SIGKILL.
+const KILLED_WITHIN: Duration = Duration::from_secs(5);
 
 /// The `ecommerce` binary: the file `ECOMMERCE_BIN` names, else the one Cargo builds
 /// next to the running executable (as assert_cmd finds it: a test runs from
@@ -123,14 +136,36 @@ impl Output {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProcessId(usize);
 
-/// One role process. Dropping it kills it at once (and reaps it).
+/// One role process. Dropping one this program started kills it at once and reaps it,
+/// unless its topology was detached; one it adopted is left running. The PID file of a
+/// process that is gone is removed with it.
 pub struct RoleProcess {
     id: ProcessId,
     role: Role,
     /// What it was started with, to start its replacement alike.
     settings: Settings,
     output: Output,
-    child: Child,
+    handle: Handle,
+    pid: u32,
+    /// Where its PID is recorded, when its topology keeps [`PidFiles`].
+    pid_file: Option<PathBuf>,
+}
+
+/// How a process is held.
+enum Handle {
+    /// Started here: its PID stays its own until it is reaped, and its status is known.
+    Child(Child),
+    /// Found through its PID file: signalled by PID, watched through `/proc`.
+    Adopted(Known),
+    /// Let go ([`Topology::detach`]): it runs on, and nothing here touches it again.
+    Released,
+}
+
+/// Whether a process runs, and how it ended if it did not.
+enum Liveness {
+    Running,
+    /// The status is known for a child only (an adopted process's parent collects it).
+    Exited(Option<ExitStatus>),
 }
 
 impl RoleProcess {
@@ -144,7 +179,7 @@ impl RoleProcess {
 
     /// The operating system's id of the running process (it changes on replacement).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// Where it serves the shop (`host:port`).
@@ -160,6 +195,37 @@ impl RoleProcess {
             .map(String::as_str)
     }
 
+    /// The file its PID is recorded in, if its topology keeps [`PidFiles`].
+    pub fn pid_file(&self) -> Option<&std::path::Path> {
+        self.pid_file.as_deref()
+    }
+
+    /// Whether it still runs (a process that exited is noticed here, and reaped).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.liveness(), Ok(Liveness::Running))
+    }
+
+    /// The status its `/readyz` answers (on its admin listener when it has one), `None`
+    /// when nothing answers within the probe's bound.
+    pub async fn readiness(&self) -> Option<u16> {
+        let address = probe_address(self.admin_listen().unwrap_or(self.listen()));
+        get(&address, "/readyz")
+            .await
+            .ok()
+            .map(|(status, _)| status)
+    }
+
+    fn liveness(&mut self) -> io::Result<Liveness> {
+        match &mut self.handle {
+            Handle::Child(child) => Ok(match child.try_wait()? {
+                None => Liveness::Running,
+                Some(status) => Liveness::Exited(Some(status)),
+            }),
+            Handle::Adopted(known) if known.alive() => Ok(Liveness::Running),
+            Handle::Adopted(_) | Handle::Released => Ok(Liveness::Exited(None)),
+        }
+    }
+
     /// SIGTERM (the process drains its in-flight requests), then SIGKILL if it still runs
     /// after `within`.
     async fn terminate(&mut self, within: Duration) -> Result<Stopped, Error> {
@@ -169,10 +235,11 @@ impl RoleProcess {
 
     /// Sends SIGTERM, unless it has exited already.
     fn signal_stop(&mut self) -> Result<(), Error> {
-        // The pid of a process not yet reaped cannot have been reused: the signal reaches
-        // this process.
-        if self.child.try_wait().map_err(|e| self.failed(e))?.is_none() {
-            signal_term(self.child.id()).map_err(|e| self.failed(e))?;
+        // The pid of a child not yet reaped cannot have been reused, nor that of an
+        // adopted process whose start time is still the one it was adopted with: the
+        // signal reaches this process.
+        if let Liveness::Running = self.liveness().map_err(|e| self.failed(e))? {
+            send(self.pid, libc::SIGTERM).map_err(|e| self.failed(e))?;
         }
         Ok(())
     }
@@ -180,26 +247,44 @@ impl RoleProcess {
     /// Waits until it exits, or kills it at `deadline`.
     async fn reap(&mut self, deadline: Instant) -> Result<Stopped, Error> {
         let (status, killed) = loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| self.failed(e))? {
+            if let Liveness::Exited(status) = self.liveness().map_err(|e| self.failed(e))? {
                 break (status, false);
             }
             if Instant::now() >= deadline {
-                self.child.kill().map_err(|e| self.failed(e))?;
-                break (self.child.wait().map_err(|e| self.failed(e))?, true);
+                break (self.kill().await?, true);
             }
             tokio::time::sleep(POLL).await;
         };
         Ok(Stopped {
             role: self.role,
+            pid: self.pid,
             status,
             killed,
         })
     }
 
+    /// SIGKILL, and the wait for it to take effect.
+    async fn kill(&mut self) -> Result<Option<ExitStatus>, Error> {
+        if let Handle::Child(child) = &mut self.handle {
+            let status = child.kill().and_then(|()| child.wait());
+            return status.map(Some).map_err(|e| self.failed(e));
+        }
+        send(self.pid, libc::SIGKILL).map_err(|e| self.failed(e))?;
+        let deadline = Instant::now() + KILLED_WITHIN;
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                let still = io::Error::new(io::ErrorKind::TimedOut, "still running after SIGKILL");
+                return Err(self.failed(still));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(None)
+    }
+
     fn failed(&self, source: io::Error) -> Error {
         Error::Stop {
             role: self.role,
-            pid: self.child.id(),
+            pid: self.pid,
             source,
         }
     }
@@ -208,8 +293,20 @@ impl RoleProcess {
 impl Drop for RoleProcess {
     fn drop(&mut self) {
         // Drop cannot wait for a drain: a process left behind is worse than one cut short.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let gone = match &mut self.handle {
+            Handle::Child(child) => {
+                let _ = child.kill();
+                child.wait().is_ok()
+            }
+            // Not started here: stopped on request only (a tool that looked, or failed
+            // half-way, must not take the shop down).
+            Handle::Adopted(known) => !known.alive(),
+            Handle::Released => false,
+        };
+        // A file naming a process that may still run stays, for a later stop to find.
+        if let (true, Some(path)) = (gone, &self.pid_file) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -217,7 +314,9 @@ impl Drop for RoleProcess {
 #[derive(Debug, Clone, Copy)]
 pub struct Stopped {
     pub role: Role,
-    pub status: ExitStatus,
+    pub pid: u32,
+    /// Known for a process this program started (an adopted one's parent collects it).
+    pub status: Option<ExitStatus>,
     /// It was still running `stop_within` after SIGTERM, and was killed.
     pub killed: bool,
 }
@@ -237,12 +336,35 @@ pub struct Stopped {
 /// shop.stop_all().await?;
 /// # Ok(()) }
 /// ```
+///
+/// A tool that leaves the shop running when it exits records where its processes are,
+/// and a later invocation finds them again:
+///
+/// ```no_run
+/// # async fn example(binary: std::path::PathBuf, settings: ecommerce::config::Settings) -> Result<(), support::processes::Error> {
+/// use support::processes::{Output, PidFiles, Topology};
+///
+/// let pids = PidFiles::new("target/topology/pids");
+/// let mut shop = Topology::new(&binary, settings.clone())
+///     .own_process_groups()
+///     .pid_files(pids.clone());
+/// shop.start_all(|_| Output::Discard).await?;
+/// shop.detach(); // the processes run on; their PID files stay
+///
+/// // Later, in another process:
+/// let mut shop = Topology::new(&binary, settings).pid_files(pids.clone());
+/// shop.adopt(|_| Output::Discard)?;
+/// shop.stop_all().await?; // and each PID file goes with its process
+/// # Ok(()) }
+/// ```
 pub struct Topology {
     binary: PathBuf,
     settings: Settings,
     env: Vec<(String, String)>,
     ready_within: Duration,
     stop_within: Duration,
+    own_process_groups: bool,
+    pid_files: Option<PidFiles>,
     processes: Vec<RoleProcess>,
     next_id: usize,
 }
@@ -260,6 +382,8 @@ impl Topology {
             env: Vec::new(),
             ready_within: Duration::from_secs(10),
             stop_within,
+            own_process_groups: false,
+            pid_files: None,
             processes: Vec::new(),
             next_id: 0,
         }
@@ -285,6 +409,22 @@ impl Topology {
         self
     }
 
+    /// Starts each process in a process group of its own, so that the Ctrl-C of the
+    /// terminal a tool runs in reaches the tool (which stops them in order), not the
+    /// processes directly. For tools: a test's processes share its group, so that an
+    /// interrupted test run takes them along.
+    pub fn own_process_groups(mut self) -> Topology {
+        self.own_process_groups = true;
+        self
+    }
+
+    /// Records each process's PID in `files` from the moment it is started (a replacement
+    /// overwrites its predecessor's), and removes the file once the process is gone.
+    pub fn pid_files(mut self, files: PidFiles) -> Topology {
+        self.pid_files = Some(files);
+        self
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -294,16 +434,23 @@ impl Topology {
         &self.processes
     }
 
+    pub fn processes_mut(&mut self) -> &mut [RoleProcess] {
+        &mut self.processes
+    }
+
     /// Starts one process for every role of the settings, each at its `listen` address
     /// with its output where `output` says, and returns once every one is healthy and
-    /// answers as itself. On an error the processes already started keep running until
-    /// the topology is stopped or dropped.
+    /// answers as itself. Services start before the roles that call them. On an error
+    /// the processes already started keep running until the topology is stopped or
+    /// dropped.
     pub async fn start_all(
         &mut self,
         mut output: impl FnMut(Role) -> Output,
     ) -> Result<Vec<ProcessId>, Error> {
+        let mut roles = self.settings.roles.clone();
+        roles.sort_by_key(|role| std::cmp::Reverse(callers_first(*role)));
         let mut ids = Vec::new();
-        for role in self.settings.roles.clone() {
+        for role in roles {
             ids.push(self.launch(role, self.settings.clone(), output(role))?);
         }
         self.wait_ready(&ids).await?;
@@ -340,7 +487,16 @@ impl Topology {
         let stopped = self.processes[index].terminate(self.stop_within).await?;
         let process = &self.processes[index];
         let child = self.spawn(process.role, &process.settings, &process.output)?;
-        self.processes[index].child = child;
+        let pid = child.id();
+        let process = &mut self.processes[index];
+        process.handle = Handle::Child(child);
+        process.pid = pid;
+        if let Some(path) = &process.pid_file {
+            pid_files::write_pid(path, pid).map_err(|source| Error::PidFile {
+                path: path.clone(),
+                source,
+            })?;
+        }
         self.wait_ready(&[id]).await?;
         Ok(stopped)
     }
@@ -383,16 +539,94 @@ impl Topology {
         }
     }
 
-    /// Kills every process at once and reaps it, without a drain (what dropping the
-    /// topology does).
+    /// Kills every process this topology started at once and reaps it, without a drain
+    /// (what dropping the topology does); adopted ones are let go.
     pub fn kill_all(&mut self) {
         self.processes.clear();
+    }
+
+    /// Lets every process run on after this topology is gone (their PID files stay), for
+    /// a tool that returns with the shop running; [`Topology::adopt`] finds them again.
+    pub fn detach(mut self) {
+        for process in &mut self.processes {
+            process.handle = Handle::Released;
+        }
+    }
+
+    /// Takes over the processes this topology's [`PidFiles`] record that still run as
+    /// the role their file names, to stop (or replace) them like its own; `output` says
+    /// where a replacement's output goes. Each is taken with the topology's settings,
+    /// but its own `--listen` and `--admin-listen` as its command line shows them.
+    /// Returns the records of processes that are gone (or were never ours), whose files
+    /// are left for the caller to remove.
+    pub fn adopt(
+        &mut self,
+        mut output: impl FnMut(Role) -> Output,
+    ) -> Result<Vec<Recorded>, Error> {
+        let Some(files) = &self.pid_files else {
+            return Ok(Vec::new());
+        };
+        let records = files.read().map_err(|source| Error::PidFiles {
+            dir: files.dir().to_path_buf(),
+            source,
+        })?;
+        let mut gone = Vec::new();
+        for record in records {
+            let Some((known, args)) = record.pid.and_then(|pid| Known::identify(pid, record.role))
+            else {
+                gone.push(record);
+                continue;
+            };
+            let mut settings = self.settings.clone();
+            if let Some(listen) = option_value(&args, "--listen") {
+                settings.listen.insert(record.role, listen);
+            }
+            match option_value(&args, "--admin-listen") {
+                Some(admin) => settings.admin_listen.insert(record.role, admin),
+                None => settings.admin_listen.remove(&record.role),
+            };
+            let id = ProcessId(self.next_id);
+            self.next_id += 1;
+            self.processes.push(RoleProcess {
+                id,
+                role: record.role,
+                settings,
+                output: output(record.role),
+                handle: Handle::Adopted(known),
+                pid: known.pid,
+                pid_file: Some(record.path),
+            });
+        }
+        Ok(gone)
     }
 
     /// `Err` naming the first process that has exited.
     pub fn check_running(&mut self) -> Result<(), Error> {
         let ids: Vec<ProcessId> = self.processes.iter().map(|p| p.id).collect();
         self.check_running_among(&ids)
+    }
+
+    /// Waits until every process's `/readyz` answers 200 (its stores and the peers it
+    /// calls are there), within `within`. A process that exits meanwhile ends the wait.
+    pub async fn wait_until_ready(&mut self, within: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.check_running()?;
+            let mut pending = Vec::new();
+            for process in &self.processes {
+                match process.readiness().await {
+                    Some(200) => {}
+                    other => pending.push((process.role, other)),
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotReady { pending, within });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
     }
 
     fn index(&self, id: ProcessId) -> Result<usize, Error> {
@@ -402,8 +636,8 @@ impl Topology {
             .ok_or(Error::NoSuchProcess(id))
     }
 
-    /// Spawns a process and makes it the topology's at once, so that a failure later
-    /// still stops it.
+    /// Spawns a process and makes it the topology's at once (its PID recorded, when the
+    /// topology keeps PID files), so that a failure later still stops it.
     fn launch(
         &mut self,
         role: Role,
@@ -413,13 +647,40 @@ impl Topology {
         let child = self.spawn(role, &settings, &output)?;
         let id = ProcessId(self.next_id);
         self.next_id += 1;
+        let pid = child.id();
         self.processes.push(RoleProcess {
             id,
             role,
             settings,
             output,
-            child,
+            handle: Handle::Child(child),
+            pid,
+            pid_file: None,
         });
+        if let Some(files) = &self.pid_files {
+            // The first slot no process of this topology holds.
+            let held: Vec<&PathBuf> = self
+                .processes
+                .iter()
+                .filter_map(|p| p.pid_file.as_ref())
+                .collect();
+            let slot = (0..)
+                .find(|n| !held.contains(&&files.path(role, *n)))
+                .unwrap_or_default();
+            let written = files
+                .write(role, slot, pid)
+                .map_err(|source| Error::PidFile {
+                    path: files.path(role, slot),
+                    source,
+                });
+            // On an error the process is dropped, which kills it: nothing could find it.
+            let path = written.inspect_err(|_| {
+                self.processes.pop();
+            })?;
+            if let Some(process) = self.processes.last_mut() {
+                process.pid_file = Some(path);
+            }
+        }
         Ok(id)
     }
 
@@ -433,20 +694,23 @@ impl Topology {
             output: output.clone(),
             source,
         })?;
-        Command::new(&self.binary)
+        let mut process = Command::new(&self.binary);
+        process
             .args(command.args)
             .envs(command.env)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             // A role reads no input; a tool's terminal keeps its own.
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                role,
-                binary: self.binary.clone(),
-                source,
-            })
+            .stderr(stderr);
+        if self.own_process_groups {
+            process.process_group(0);
+        }
+        process.spawn().map_err(|source| Error::Spawn {
+            role,
+            binary: self.binary.clone(),
+            source,
+        })
     }
 
     /// Waits until each of `ids` answers `/healthz` and, on `/`, names its own role (a
@@ -495,14 +759,11 @@ impl Topology {
 
     fn check_running_among(&mut self, ids: &[ProcessId]) -> Result<(), Error> {
         for process in self.processes.iter_mut().filter(|p| ids.contains(&p.id)) {
-            let exited = process.child.try_wait().map_err(|source| Error::Stop {
-                role: process.role,
-                pid: process.child.id(),
-                source,
-            })?;
-            if let Some(status) = exited {
+            let liveness = process.liveness().map_err(|e| process.failed(e))?;
+            if let Liveness::Exited(status) = liveness {
                 return Err(Error::Exited {
                     role: process.role,
+                    pid: process.pid,
                     status,
                 });
             }
@@ -523,11 +784,11 @@ fn callers_first(role: Role) -> u8 {
     }
 }
 
-fn signal_term(pid: u32) -> io::Result<()> {
+fn send(pid: u32, signal: libc::c_int) -> io::Result<()> {
     let pid =
         libc::pid_t::try_from(pid).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+    if unsafe { libc::kill(pid, signal) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
@@ -550,8 +811,12 @@ fn probe_address(listen: &str) -> String {
 async fn get(address: &str, path: &str) -> io::Result<(u16, Vec<u8>)> {
     let exchange = async {
         let mut stream = TcpStream::connect(address).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        // A probe is synthetic traffic, and says so as the k6 journey does: a role traces
+        // its `/`, and whoever counts the shop's spans can tell these from shoppers'.
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nbaggage: synthetic_request=true\r\n\
+             Connection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).await?;
@@ -625,8 +890,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("{role} exited ({status})")]
-    Exited { role: Role, status: ExitStatus },
+    #[error("{role} (pid {pid}) exited{}", .status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Exited {
+        role: Role,
+        pid: u32,
+        /// Known for a process this program started.
+        status: Option<ExitStatus>,
+    },
     #[error("{role} did not become healthy within {within:?}")]
     NotHealthy { role: Role, within: Duration },
     #[error("{role} did not say what it is on /")]
@@ -646,4 +916,34 @@ pub enum Error {
     },
     #[error("no process {0:?} in this topology")]
     NoSuchProcess(ProcessId),
+    #[error("not ready within {within:?}: {}", not_ready(.pending))]
+    NotReady {
+        /// Each role not ready yet, with what its `/readyz` answered (`None`: nothing).
+        pending: Vec<(Role, Option<u16>)>,
+        within: Duration,
+    },
+    #[error("cannot record a PID in {path}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the PID files in {dir}")]
+    PidFiles {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `cart (503), product (no answer)`.
+fn not_ready(pending: &[(Role, Option<u16>)]) -> String {
+    pending
+        .iter()
+        .map(|(role, status)| match status {
+            Some(status) => format!("{role} ({status})"),
+            None => format!("{role} (no answer)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

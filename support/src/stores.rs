@@ -2,7 +2,8 @@
 //!
 //! The shared servers are the ones `scripts/test.sh` provides ([`redis`], [`postgres`]);
 //! private ones a test starts and stops itself ([`RedisServer`], [`PgCluster`]); and
-//! [`TestDatabase`] is a fresh database for one test.
+//! [`TestDatabase`] is a fresh database for one test. Tools that run the shop on a real
+//! PostgreSQL create its database with [`create_database`].
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -92,6 +93,101 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// Creates the database `url` names on its server when it does not exist yet (what
+/// `ecommerce migrate` needs before it can load the catalog); `Ok(true)` when it created
+/// it. The name must be a plain identifier (letters, digits, `_`), since SQL cannot take it
+/// as a parameter. Bounded: a server that accepts and never answers fails within 10 s.
+pub async fn create_database(url: &str) -> Result<bool, DatabaseError> {
+    let (server, name, query) = split_database_url(url)?;
+    let admin_url = format!("{server}/postgres{query}");
+    let work = async {
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|source| DatabaseError::Server {
+                name: name.into(),
+                source,
+            })?;
+        let driver = tokio::spawn(connection);
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|source| DatabaseError::Server {
+                name: name.into(),
+                source,
+            })?
+            .is_some();
+        let created = if exists {
+            false
+        } else {
+            match client
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .await
+            {
+                Ok(()) => true,
+                // Created by someone else meanwhile: there it is.
+                Err(e)
+                    if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) =>
+                {
+                    false
+                }
+                Err(source) => {
+                    return Err(DatabaseError::Server {
+                        name: name.into(),
+                        source,
+                    })
+                }
+            }
+        };
+        drop(client);
+        let _ = driver.await;
+        Ok(created)
+    };
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .map_err(|_| DatabaseError::Timeout { name: name.into() })?
+}
+
+/// `postgres://user@host:5432/name?opts` as (`postgres://user@host:5432`, `name`, `?opts`).
+fn split_database_url(url: &str) -> Result<(&str, &str, &str), DatabaseError> {
+    let (path, query) = match url.find('?') {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
+    };
+    let authority_start = path.find("://").map_or(0, |at| at + 3);
+    let (server, name) = match path[authority_start..].rfind('/') {
+        Some(at) => (
+            &path[..authority_start + at],
+            &path[authority_start + at + 1..],
+        ),
+        None => (path, ""),
+    };
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        Ok((server, name, query))
+    } else {
+        Err(DatabaseError::Name(name.into()))
+    }
+}
+
+/// Why [`create_database`] could not make sure the database exists.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("the URL must name a plain database (letters, digits, _), not '{0}'")]
+    Name(String),
+    #[error("cannot create database {name}")]
+    Server {
+        name: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL did not answer within 10 s (creating database {name})")]
+    Timeout { name: String },
 }
 
 /// Runs one statement on the server's `postgres` database.
@@ -321,5 +417,54 @@ impl Drop for PgCluster {
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_splits_into_server_name_and_options() {
+        let split = |url| split_database_url(url).map_err(|e| e.to_string());
+        assert_eq!(
+            split("postgres://postgres@127.0.0.1:5432/products"),
+            Ok(("postgres://postgres@127.0.0.1:5432", "products", ""))
+        );
+        assert_eq!(
+            split("postgresql://u:p@db/shop_2?sslmode=disable"),
+            Ok(("postgresql://u:p@db", "shop_2", "?sslmode=disable"))
+        );
+        for bad in [
+            "postgres://h/",
+            "postgres://h",
+            "postgres://h/a-b",
+            "postgres://h/1a",
+            "postgres://h/a\"b",
+        ] {
+            let err = split(bad).unwrap_err();
+            assert!(err.contains("plain database"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_database_is_created_once() {
+        let Some(server) = postgres() else { return };
+        let name = format!("ecommerce_create_{:016x}", rand::thread_rng().gen::<u64>());
+        let url = format!("{server}/{name}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+
+        let first = runtime.block_on(create_database(&url)).unwrap();
+        let again = runtime.block_on(create_database(&url)).unwrap();
+        runtime.block_on(admin(
+            &server,
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+        ));
+
+        assert!(first, "created");
+        assert!(!again, "found, not created again");
     }
 }
