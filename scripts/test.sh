@@ -21,7 +21,7 @@ ECOMMERCE_TEST_PRODUCT_DATA="$ECOMMERCE_TEST_POSTGRES" \
 echo "== the front end: component tests, the committed bundle is a fresh build, a shopper in Chromium"
 bash scripts/test-web.sh
 
-echo "== the production topology (scripts/topology.sh), the k6 journey against it, and a clean stop"
+echo "== the production topology (cargo xtask topology), the k6 journey against it, and a clean stop"
 TOPOLOGY_TEST_STORES=both bash scripts/test-topology.sh
 
 echo "== the Helm chart and the image's build step"
