@@ -356,42 +356,29 @@ fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     assert!(!healthy(&address), "still serving after exit");
 }
 
-#[test]
-fn lines_logged_while_serving_a_request_name_its_trace() {
-    let address = format!("127.0.0.1:{}", free_port());
-    let child = ecommerce(&[
-        "serve",
-        "--role",
-        "payment",
-        "--listen",
-        &address,
-        "--payment-delay-ms",
-        "0",
-        "--fault",
-        "payment-failure=1",
-    ])
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("the binary starts");
-    let mut child = ChildGuard(child);
+/// Starts `ecommerce serve <args>` at `address` with its log (stderr) kept, once healthy.
+fn serve_logging(address: &str, args: &[&str]) -> ChildGuard {
+    let mut argv = vec!["serve", "--listen", address];
+    argv.extend_from_slice(args);
+    let child = ecommerce(&argv)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let child = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !healthy(&address) {
-        assert!(Instant::now() < deadline, "payment did not start");
+    while !healthy(address) {
+        assert!(Instant::now() < deadline, "{args:?} did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    child
+}
 
-    // A payment the fault declines: the handler logs the decline, then the request line.
-    let body = r#"{"amount": 3.5, "card": {"number": "4111 1111 1111 1111"}}"#;
-    let request = format!(
-        "POST /process HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
-         traceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(&address).unwrap();
+/// Sends one raw request (which says `Connection: close`), then stops the process:
+/// the answer and everything it logged.
+fn answer_and_log(mut child: ChildGuard, address: &str, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -411,6 +398,34 @@ fn lines_logged_while_serving_a_request_name_its_trace() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
+    (answer, log)
+}
+
+#[test]
+fn lines_logged_while_serving_a_request_name_its_trace() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = serve_logging(
+        &address,
+        &[
+            "--role",
+            "payment",
+            "--payment-delay-ms",
+            "0",
+            "--fault",
+            "payment-failure=1",
+        ],
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    // A payment the fault declines: the handler logs the decline, then the request line.
+    let body = r#"{"amount": 3.5, "card": {"number": "4111 1111 1111 1111"}}"#;
+    let request = format!(
+        "POST /process HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+         traceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (answer, log) = answer_and_log(child, &address, &request);
 
     assert!(answer.starts_with("HTTP/1.1 402"), "{answer}");
     for msg in ["msg=\"payment declined\"", "msg=request method=POST"] {
@@ -430,26 +445,7 @@ fn a_5xx_log_line_shows_the_cause_chain_and_the_client_a_short_reason() {
     let address = format!("127.0.0.1:{}", free_port());
     // Nothing listens on the store's port: every connection is refused.
     let dead_store = format!("redis://127.0.0.1:{}", free_port());
-    let child = ecommerce(&[
-        "serve",
-        "--role",
-        "cart",
-        "--listen",
-        &address,
-        "--cart-data",
-        &dead_store,
-    ])
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("the binary starts");
-    let mut child = ChildGuard(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !healthy(&address) {
-        assert!(Instant::now() < deadline, "cart did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = serve_logging(&address, &["--role", "cart", "--cart-data", &dead_store]);
 
     let body = r#"{"session_id": "chain-test"}"#;
     let request = format!(
@@ -457,26 +453,7 @@ fn a_5xx_log_line_shows_the_cause_chain_and_the_client_a_short_reason() {
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut stream = TcpStream::connect(&address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let mut log = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let (answer, log) = answer_and_log(child, &address, &request);
 
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(

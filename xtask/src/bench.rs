@@ -62,16 +62,8 @@ pub struct Args {
     #[arg(long, env = "WRK_THREADS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
-    /// cart-data and session-data.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// product-data (created and migrated when needed).
-    #[arg(
-        long,
-        env = "POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/products"
-    )]
-    pub postgres_url: String,
+    #[command(flatten)]
+    pub stores: stores::StoreUrls,
     /// The topology's first port (default: the first free block from 8080).
     #[arg(long, env = "BASE_PORT")]
     pub base_port: Option<u16>,
@@ -261,17 +253,17 @@ async fn bench(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let load_before = procs::load_average();
     say(format!(
         "starting the topology on real stores (Redis {}, PostgreSQL {}), payment delay 0",
-        args.redis_url, args.postgres_url
+        args.stores.redis_url, args.stores.postgres_url
     ));
     stores::prepare(
         &binary,
-        (&args.redis_url, &args.postgres_url),
+        (&args.stores.redis_url, &args.stores.postgres_url),
         &work.join("topology"),
         NAME,
     )
     .await?;
     let http = Http::new();
-    let settings = shop::production(base, &args.redis_url, &args.postgres_url)?;
+    let settings = shop::production(base, &args.stores.redis_url, &args.stores.postgres_url)?;
     let roles = Roles::start(&binary, settings, &[], &work.join("topology"), "", &http).await?;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -441,7 +433,7 @@ async fn bench(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     say("the whole shop in one process (--role all): idle, then under the search load");
     let all_port = shop::free_block(base.saturating_add(200), 7)?;
-    let settings = shop::one_process(all_port, &args.redis_url, &args.postgres_url)?;
+    let settings = shop::one_process(all_port, &args.stores.redis_url, &args.stores.postgres_url)?;
     let all = OneProcess::start(&binary, settings, &work.join("role-all.log"), &http).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let all_pid = all.pid();
@@ -469,8 +461,8 @@ async fn bench(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         threads: args.threads,
         k6: tools::k6_version(&k6),
         nginx: tools::nginx_version(&nginx),
-        redis: tools::redis_version(&args.redis_url),
-        postgres: tools::postgres_version(&args.postgres_url),
+        redis: tools::redis_version(&args.stores.redis_url),
+        postgres: tools::postgres_version(&args.stores.postgres_url),
     };
     say(format!("writing {}", out.display()));
     let results = &recorder.results;
@@ -614,11 +606,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::testing::Cli<Args>;
 
     #[test]
     fn settings_come_from_arguments_with_bounds() {

@@ -45,16 +45,8 @@ pub struct Args {
     #[arg(long, env = "WRK_THREADS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: u32,
-    /// cart-data and session-data.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// product-data (created when missing, migrated by each build before it runs).
-    #[arg(
-        long,
-        env = "POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/products"
-    )]
-    pub postgres_url: String,
+    #[command(flatten)]
+    pub stores: stores::StoreUrls,
     /// The topology's first port (default: the first free block from 8080).
     #[arg(long, env = "BASE_PORT")]
     pub base_port: Option<u16>,
@@ -217,8 +209,14 @@ async fn run_side(
     binary: &Path,
 ) -> Result<Vec<AbRow>, Box<dyn std::error::Error>> {
     let logs = work.join("topology");
-    stores::prepare(binary, (&args.redis_url, &args.postgres_url), &logs, NAME).await?;
-    let settings = shop::production(base, &args.redis_url, &args.postgres_url)?;
+    stores::prepare(
+        binary,
+        (&args.stores.redis_url, &args.stores.postgres_url),
+        &logs,
+        NAME,
+    )
+    .await?;
+    let settings = shop::production(base, &args.stores.redis_url, &args.stores.postgres_url)?;
     let prefix = format!("{}-", side.as_str());
     let roles = Roles::start(binary, settings, &[], &logs, &prefix, http).await?;
     let web = roles.url(Role::WebGateway, "");
@@ -296,11 +294,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::testing::Cli<Args>;
 
     fn row(side: Side, scenario: &'static str, rps: u64, p99_us: u64, errors: u64) -> AbRow {
         AbRow {

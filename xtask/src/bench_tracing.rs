@@ -107,16 +107,8 @@ pub struct Args {
     /// Worker threads per role (0-64; default: the binary's, one per CPU).
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u64).range(0..=64))]
     pub workers: Option<u64>,
-    /// "search": session-data.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// "search": product-data, a database of its own, created when missing and migrated.
-    #[arg(
-        long,
-        env = "POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/products_bench_tracing"
-    )]
-    pub postgres_url: String,
+    #[command(flatten)]
+    pub stores: stores::StoreUrls,
     /// "on" only: export interval, ms (1-60000).
     #[arg(long, env = "OTEL_BSP_SCHEDULE_DELAY", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -402,8 +394,8 @@ impl Bench<'_> {
             .map(|r| (*r, format!("http://127.0.0.1:{}", free_port())))
             .collect();
         if scenario == Scenario::Search {
-            settings.product_data = self.args.postgres_url.parse::<StoreUrl>()?;
-            settings.session_data = self.args.redis_url.parse::<StoreUrl>()?;
+            settings.product_data = self.args.stores.postgres_url.parse::<StoreUrl>()?;
+            settings.session_data = self.args.stores.redis_url.parse::<StoreUrl>()?;
         }
         settings.workers = self.args.workers.unwrap_or(0) as usize;
         settings.otlp = endpoint.map(|e| Otlp {
@@ -665,8 +657,13 @@ async fn bench(args: Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let mut scenarios = args.scenarios.0.clone();
     let mut skipped = None;
     if scenarios.contains(&Scenario::Search) {
-        let ready =
-            stores::prepare(&binary, (&args.redis_url, &args.postgres_url), &work, NAME).await;
+        let ready = stores::prepare(
+            &binary,
+            (&args.stores.redis_url, &args.stores.postgres_url),
+            &work,
+            NAME,
+        )
+        .await;
         if let Err(why) = ready {
             eprintln!(
                 "{NAME}: SKIPPED: scenario \"search\" (the search path): {why}. Start Redis and \
@@ -947,8 +944,8 @@ fn machine_line(
     if scenarios.contains(&Scenario::Search) {
         line += &format!(
             ", PostgreSQL {}, Redis {}",
-            tools::postgres_version(&args.postgres_url),
-            tools::redis_version(&args.redis_url)
+            tools::postgres_version(&args.stores.postgres_url),
+            tools::redis_version(&args.stores.redis_url)
         );
     }
     line + &format!("; load average before {load_before}, after {load_after}")
@@ -960,11 +957,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::testing::Cli<Args>;
 
     #[test]
     fn scenarios_are_parsed_once_each_and_in_order() {

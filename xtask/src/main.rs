@@ -55,3 +55,14 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// What the commands' tests share.
+#[cfg(test)]
+mod testing {
+    /// One command's arguments as a command line of their own, to parse in a test.
+    #[derive(Debug, clap::Parser)]
+    pub struct Cli<A: clap::Args> {
+        #[command(flatten)]
+        pub args: A,
+    }
+}

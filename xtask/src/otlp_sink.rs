@@ -257,11 +257,7 @@ mod tests {
     use clap::Parser;
     use support::otlp::proto;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::testing::Cli<Args>;
 
     fn span(service: &str, kind: i32, attributes: &[(&str, proto::Value)]) -> Received {
         Received {

@@ -198,10 +198,15 @@ pub fn utc_now() -> String {
 
 /// A Unix time as `YYYY-MM-DD HH:MM UTC` (the proleptic Gregorian calendar).
 pub fn utc_minute(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    let (year, month, day) = civil_date(secs / 86_400);
     let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+/// The calendar date (year, month, day) of a count of days since 1970-01-01 (Howard
+/// Hinnant's days-to-civil): the tools print UTC dates without a date library.
+pub fn civil_date(days: u64) -> (i64, i64, i64) {
+    let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -210,7 +215,7 @@ pub fn utc_minute(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+    (year, month, day)
 }
 
 #[cfg(test)]

@@ -15,6 +15,21 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// How long loading the catalog may take.
 const MIGRATE_WITHIN: Duration = Duration::from_secs(120);
 
+/// Where the benchmarks find the real stores.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreUrls {
+    /// cart-data and session-data.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// product-data (the database is created when missing, and migrated).
+    #[arg(
+        long,
+        env = "POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/products"
+    )]
+    pub postgres_url: String,
+}
+
 /// Why the real stores are not ready for the shop.
 #[derive(Debug, thiserror::Error)]
 pub enum StoresError {

@@ -583,11 +583,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    type Cli = crate::testing::Cli<Args>;
 
     fn parse(argv: &[&str]) -> Result<Action, String> {
         let mut full = vec!["topology"];
