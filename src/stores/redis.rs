@@ -729,3 +729,20 @@ impl RedisSessions {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_limit_s_refusal_is_read_as_a_full_cart() {
+        let refusal = format!("redis.error_reply('{CART_FULL_CODE} ");
+        assert!(SET_LINE.contains(&refusal), "SET_LINE answers another code");
+        // As the client reads a script's error reply `CARTFULL the cart is full`.
+        let error =
+            redis::make_extension_error(CART_FULL_CODE.into(), Some("the cart is full".into()));
+        assert!(matches!(WriteError::from(error), WriteError::CartFull));
+        let other = redis::RedisError::from((redis::ErrorKind::ResponseError, "ERR"));
+        assert!(matches!(WriteError::from(other), WriteError::Failed(_)));
+    }
+}
