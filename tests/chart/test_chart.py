@@ -53,7 +53,17 @@ UPSTREAMS = ["cart", "checkout", "content", "payment", "product"]
 # validator knows.
 KUBE_VERSIONS = ["1.27.0", kube_validate.latest_version()]
 # The user each image runs as: the chart pins it, the image defines it.
-IMAGE_USERS = {"ecommerce": 65532, "redis": 999, "postgres": 70, "grafana/k6": 12345}
+IMAGE_USERS = {
+    "ecommerce": 65532,
+    "redis": 999,
+    "postgres": 70,
+    "grafana/k6": 12345,
+    "otel/opentelemetry-collector-contrib": 10001,
+    "jaegertracing/jaeger": 10001,
+    "prom/prometheus": 65534,
+    "grafana/grafana": 472,
+    "grafana/loki": 10001,
+}
 # What a ReplicaSet appends to a Deployment's name to name a pod.
 POD_SUFFIX = "-5f7d9c8b6-x2k4q"
 # The roles' ports: the shop's (behind each Service) and, by default, the admin one
@@ -71,8 +81,8 @@ def load_values(path: Path) -> dict:
 
 
 @functools.cache
-def _render(values_json: str, name: str) -> tuple[dict, ...]:
-    with helm.Chart.load(CHART) as chart:
+def _render(values_json: str, name: str, chart_path: str = str(CHART)) -> tuple[dict, ...]:
+    with helm.Chart.load(Path(chart_path)) as chart:
         manifests = chart.render(json.loads(values_json), name=name, namespace=NAMESPACE)
     objects = []
     for path, text in sorted(manifests.items()):
@@ -88,9 +98,9 @@ def _render(values_json: str, name: str) -> tuple[dict, ...]:
 class Rendered:
     """The objects one install would create, with lookups by kind and name."""
 
-    def __init__(self, values: dict | None = None, name: str = RELEASE):
+    def __init__(self, values: dict | None = None, name: str = RELEASE, chart: Path = CHART):
         self.values = values or {}
-        self.objects = [copy.deepcopy(o) for o in _render(json.dumps(self.values), name)]
+        self.objects = [copy.deepcopy(o) for o in _render(json.dumps(self.values), name, str(chart))]
         for o in self.objects:
             o["metadata"].pop("_template", None)
 
@@ -234,8 +244,8 @@ ci = pytest.mark.parametrize("ci_id", CI_IDS)
 # ---- the chart as Helm sees it ------------------------------------------------------------
 
 
-def test_ci_values_files_are_the_three_expected():
-    assert set(CI_IDS) == {"default", "full", "minimal"}
+def test_ci_values_files_are_the_five_expected():
+    assert set(CI_IDS) == {"default", "full", "minimal", "observability-off", "operator"}
 
 
 def test_app_version_is_the_crates_version():
@@ -264,6 +274,10 @@ def test_every_object_validates_strictly(ci_id):
     assert rendered.objects
     failures = []
     for obj in rendered.objects:
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            # The Prometheus Operator's kinds: test_observability validates them against
+            # the Operator's own schemas.
+            continue
         for version in KUBE_VERSIONS:
             try:
                 kube_validate.validate(obj, version, strict=True)
@@ -551,7 +565,11 @@ def test_pod_annotations_may_override_the_scrape_annotations():
 def test_no_service_exposes_the_admin_port(ci_id):
     rendered = rendered_ci(ci_id)
     port = admin_port(rendered)
+    role_pods = [pod_labels(rendered.workload_of(role)) for role in ROLES]
     for service in rendered.of_kind("Service"):
+        # Those of role pods (Prometheus' own Service may well listen on 9090 too).
+        if not any(matches(service["spec"]["selector"], labels) for labels in role_pods):
+            continue
         for p in service["spec"]["ports"]:
             assert p["targetPort"] != "admin" and port not in (p["port"], p["targetPort"]), service["metadata"]["name"]
     # The shop's front door opens on its port 80, the role's shop port, and nothing else.
@@ -591,7 +609,7 @@ def test_synthetics_run_the_repositorys_k6_script_against_the_web_gateway(ci_id)
     synthetics = rendered.values.get("synthetics", {})
     if not synthetics.get("enabled", True):
         assert f"{RELEASE}-synthetics" not in rendered.names("Deployment")
-        assert not rendered.of_kind("ConfigMap")
+        assert f"{RELEASE}-synthetics" not in rendered.names("ConfigMap")
         return
     configmap = rendered.get("ConfigMap", f"{RELEASE}-synthetics")
     assert configmap["data"]["journey.js"].encode() == SCRIPT.read_bytes()
@@ -599,7 +617,10 @@ def test_synthetics_run_the_repositorys_k6_script_against_the_web_gateway(ci_id)
     assert deployment["spec"]["replicas"] == synthetics.get("replicas", 3)
     k6 = containers(deployment)[0]
     assert k6["image"].startswith("grafana/k6:")
-    assert k6["args"] == ["run", "--no-summary", "/scripts/journey.js"]
+    # With the chart's Prometheus, k6 also writes its metrics there (test_observability).
+    assert [a for a in k6["args"] if a not in ("--out", "experimental-prometheus-rw")] == [
+        "run", "--no-summary", "/scripts/journey.js"
+    ]
     env = rendered.env(k6)
     assert env["BASE_URL"] == f"http://{RELEASE}-web-gateway:80"
     spike = rendered.values.get("faults", {}).get("trafficSpike", False)
@@ -802,6 +823,7 @@ PORTS = {"cart-data": 6379, "cart-data-replica": 6379, "session-data": 6379, "se
 
 
 def endpoints_of(rendered: Rendered) -> dict[str, Endpoint]:
+    """Every pod of the release by component, and "outside" (an address on the internet)."""
     points = {
         pod_labels(w)[COMPONENT]: Endpoint(pod_labels(w)[COMPONENT], pod_labels(w))
         for w in rendered.workloads()
@@ -810,10 +832,16 @@ def endpoints_of(rendered: Rendered) -> dict[str, Endpoint]:
     return points
 
 
+def shop_endpoints_of(rendered: Rendered) -> dict[str, Endpoint]:
+    """The shop's own pods (roles, stores, synthetics) and "outside": not the observability
+    stack's, whose edges test_observability checks."""
+    return {name: point for name, point in endpoints_of(rendered).items() if name in PORTS}
+
+
 def test_network_policies_allow_exactly_the_topology():
     rendered = rendered_ci("full")
     policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
-    points = endpoints_of(rendered)
+    points = shop_endpoints_of(rendered)
     assert set(points) == {p for edge in TOPOLOGY for p in edge}
     wrong = []
     for src in points.values():
@@ -829,7 +857,7 @@ def test_network_policies_allow_exactly_the_topology():
 def test_network_policies_deny_the_shortcuts_spec_forbids():
     rendered = rendered_ci("full")
     policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
-    p = endpoints_of(rendered)
+    p = shop_endpoints_of(rendered)
     assert not policies.allows(p["web-gateway"], p["cart-data"], 6379)
     assert not policies.allows(p["cart"], p["product-data"], 5432)
     assert not policies.allows(p["web-gateway"], p["cart"], 8080)
@@ -847,7 +875,7 @@ def test_network_policies_let_every_pod_resolve_names_and_nothing_else_out():
     dns = Endpoint("kube-dns", {"k8s-app": "kube-dns"}, namespace="kube-system", ip="10.96.0.10")
     internet = Endpoint("internet", ip="203.0.113.20")
     private_host = Endpoint("private-host", ip="10.1.2.3")
-    for point in endpoints_of(rendered).values():
+    for point in shop_endpoints_of(rendered).values():
         if point.name == "outside":
             continue
         assert policies.allows(point, dns, 53, "UDP") and policies.allows(point, dns, 53, "TCP"), point
@@ -860,7 +888,7 @@ def test_network_policies_let_every_pod_resolve_names_and_nothing_else_out():
 def test_network_policies_admit_the_extra_peers_of_the_values():
     rendered = rendered_ci("full")
     policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
-    points = endpoints_of(rendered)
+    points = shop_endpoints_of(rendered)
     prometheus = Endpoint("prometheus", {"app": "prometheus"}, namespace="monitoring")
     collector = Endpoint("collector", {"app": "otel-collector"}, namespace="observability")
     for name, point in points.items():
@@ -876,8 +904,9 @@ def test_network_policies_open_the_admin_port_to_the_scrape_source_alone():
     rendered = rendered_ci("full")
     port = admin_port(rendered)
     policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
-    points = endpoints_of(rendered)
-    # The peers of networkPolicies.extraIngressFrom: the monitoring namespace.
+    points = shop_endpoints_of(rendered)
+    # The peers of networkPolicies.extraIngressFrom: the monitoring namespace. (The chart's
+    # own scrapers are test_observability's.)
     prometheus = Endpoint("prometheus", {"app": "prometheus"}, namespace="monitoring")
     same_app_elsewhere = Endpoint("prometheus-elsewhere", {"app": "prometheus"}, namespace="default")
     for role in ROLES:
@@ -891,7 +920,8 @@ def test_network_policies_open_the_admin_port_to_the_scrape_source_alone():
 
 
 def test_network_policies_without_extra_peers_open_the_admin_port_to_none():
-    rendered = Rendered({"networkPolicies": {"enabled": True}})
+    # Without the observability stack, whose Prometheus scrapes there.
+    rendered = Rendered({"networkPolicies": {"enabled": True}, "observability": {"enabled": False}})
     policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
     points = endpoints_of(rendered)
     prometheus = Endpoint("prometheus", {"app": "prometheus"}, namespace="monitoring")
@@ -921,14 +951,23 @@ def test_network_policies_are_opt_in():
 
 @ci
 def test_every_pod_and_container_runs_locked_down(ci_id):
-    rendered = rendered_ci(ci_id)
+    assert_locked_down(rendered_ci(ci_id))
+
+
+def assert_locked_down(rendered: Rendered) -> None:
+    """Every pod and container of `rendered` runs as the restricted Pod Security Standard
+    asks, as its image's own user, with requests and limits."""
     for w in rendered.workloads():
         name = w["metadata"]["name"]
         spec = pod_spec(w)
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert spec["automountServiceAccountToken"] is False, name
+        # A token only for a pod that asks the API (service discovery), as its own
+        # ServiceAccount, which a RoleBinding of the chart binds.
+        if spec["automountServiceAccountToken"] is not False:
+            bound = {s["name"] for b in rendered.of_kind("RoleBinding") for s in b["subjects"]}
+            assert spec["automountServiceAccountToken"] is True and spec["serviceAccountName"] in bound, name
         for c in containers(w, init=True):
             sc = c["securityContext"]
             where = f"{name}/{c['name']}"
@@ -1077,9 +1116,10 @@ def test_opentelemetry_settings_reach_every_role():
         assert env["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
         # service.name is the role, which the binary knows; the chart does not override it.
         assert "OTEL_SERVICE_NAME" not in env
+    # Without the observability stack or an endpoint, nothing is exported.
     for role in ROLES:
-        assert not any(k.startswith("OTEL_") for k in rendered_ci("default").role_env(role))
-        assert "POD_NAME" not in rendered_ci("default").role_env(role)
+        assert not any(k.startswith("OTEL_") for k in rendered_ci("observability-off").role_env(role))
+        assert "POD_NAME" not in rendered_ci("observability-off").role_env(role)
 
 
 def test_the_pod_name_comes_from_the_downward_api_before_the_attributes_that_use_it():
@@ -1150,7 +1190,8 @@ def test_an_environment_name_cannot_break_the_attribute_list_or_be_expanded():
 
 
 def test_nothing_but_the_headers_is_passed_without_an_endpoint():
-    rendered = Rendered({"otel": {"headers": "x-key=1", "environment": "prod", "sampler": {"name": "always_on", "ratio": 1}}})
+    otel = {"headers": "x-key=1", "environment": "prod", "sampler": {"name": "always_on", "ratio": 1}}
+    rendered = Rendered({"otel": otel, "observability": {"enabled": False}})
     for role in ROLES:
         env = rendered.role_env(role)
         assert {k for k in env if k.startswith("OTEL_") or k == "POD_NAME"} == {"OTEL_EXPORTER_OTLP_HEADERS"}
@@ -1319,6 +1360,8 @@ def test_the_images_default_command_is_a_valid_invocation():
 STANDARD_VARIABLES = {
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_LOGS_EXPORTER",
+    "OTEL_TRACES_EXPORTER",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "OTEL_RESOURCE_ATTRIBUTES",
     "OTEL_SERVICE_NAME",
@@ -1603,11 +1646,12 @@ def test_a_role_exports_its_spans_as_the_charts_opentelemetry_values_say(collect
     with serving(rendered, "payment", {"OTEL_BSP_SCHEDULE_DELAY": "100"}) as urls:
         assert call("GET", f"{urls['http']}/")[0] == 200
         deadline = time.monotonic() + 10
-        while not collector.exports and time.monotonic() < deadline:
+        while not any(e[0] == "/v1/traces" for e in collector.exports) and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert collector.exports, "no spans reached the collector"
-    path, headers, body = collector.exports[0]
-    assert path == "/v1/traces"
+    # Spans, that is: the role may send its logs to the same collector (/v1/logs).
+    spans = [export for export in collector.exports if export[0] == "/v1/traces"]
+    assert spans, f"no spans reached the collector: {[e[0] for e in collector.exports]}"
+    path, headers, body = spans[0]
     assert headers["content-type"] == "application/x-protobuf"
     assert headers["x-api-key"] == "k3y-for-the-check"
     # The resource's attributes, as protobuf strings: the environment, namespace and the pod
