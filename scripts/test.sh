@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 source scripts/stores.sh
 trap stores_cleanup EXIT
 
+# The reference OpenMetrics parser (Python's Prometheus client) reads /metrics in the
+# metrics tests; it goes to a venv under target/.
+TEST_VENV=target/test-venv
+if ! "$TEST_VENV/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+  echo "== Python's Prometheus client, for the OpenMetrics check (into $TEST_VENV)"
+  python3 -m venv "$TEST_VENV"
+  "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check prometheus-client==0.26.0
+fi
+export ECOMMERCE_TEST_PYTHON="$PWD/$TEST_VENV/bin/python"
+
 echo "== unit tests, black-box HTTP tests (every role in one process, embedded stores), store and CLI tests"
 # --workspace: the test support crate (support/) too.
 cargo test --workspace --all-targets
@@ -26,3 +36,9 @@ TOPOLOGY_TEST_STORES=both bash scripts/test-topology.sh
 
 echo "== the Helm chart and the image's build step"
 bash scripts/test-chart.sh
+
+echo "== alert rules (promtool check and unit tests) and the dashboards' structure"
+bash scripts/test-rules.sh
+
+echo "== a local Prometheus scrapes the production topology under k6 and faults: every dashboard query and alert metric has data"
+bash scripts/test-watch.sh

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{listen_address, DelayRange, Faults, Secret, Settings};
 use crate::role::Role;
 use crate::stores::StoreUrl;
+use crate::telemetry::settings::{logs_from_env, traces_from_env, EnvError, Otlp};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,9 +92,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Base URL of an image bucket (http://; this build has no TLS client); absent: the
-    /// built-in images.
-    #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_plain_http_url)]
+    /// Base URL of an image bucket (http:// or https://, trusted as SSL_CERT_FILE says);
+    /// absent: the built-in images.
+    #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_http_url)]
     pub content_source: Option<String>,
 
     /// Simulated payment processing time, MIN-MAX milliseconds.
@@ -167,17 +168,6 @@ fn parse_http_url(s: &str) -> Result<String, String> {
     }
 }
 
-/// An http:// URL: the client has no TLS, so an https:// one would only ever fail.
-fn parse_plain_http_url(s: &str) -> Result<String, String> {
-    let url = parse_http_url(s)?;
-    if url.starts_with("https://") {
-        return Err(format!(
-            "'{s}': https is not supported here; use the bucket's http:// endpoint or a proxy"
-        ));
-    }
-    Ok(url)
-}
-
 fn parse_upstream(s: &str) -> Result<(Role, String), String> {
     let (name, url) = s
         .split_once('=')
@@ -196,8 +186,8 @@ fn parse_upstream(s: &str) -> Result<(Role, String), String> {
 pub struct ServeCommand {
     /// The arguments after the executable's name.
     pub args: Vec<String>,
-    /// The environment it needs besides (span export, which only the `OTEL_*`
-    /// variables configure).
+    /// The environment it needs besides (span and log export, which only the `OTEL_*`
+    /// variables configure, and `SSL_CERT_FILE`).
     pub env: Vec<(&'static str, String)>,
 }
 
@@ -266,15 +256,32 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
         "--shutdown-timeout-secs",
         settings.shutdown_timeout.as_secs().to_string(),
     );
-    let env = settings.otlp.as_ref().map_or_else(Vec::new, |otlp| {
-        vec![
+    let mut env = Vec::new();
+    let compression = |otlp: &Otlp| otlp.compression.as_str().to_string();
+    if let Some(otlp) = &settings.otlp {
+        env.extend([
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp.endpoint.clone()),
             (
                 "OTEL_BSP_SCHEDULE_DELAY",
                 otlp.schedule_delay.as_millis().to_string(),
             ),
-        ]
-    });
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", compression(otlp)),
+        ]);
+    }
+    if let Some(otlp) = &settings.otlp_logs {
+        env.extend([
+            ("OTEL_LOGS_EXPORTER", "otlp".to_string()),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", otlp.endpoint.clone()),
+            (
+                "OTEL_BLRP_SCHEDULE_DELAY",
+                otlp.schedule_delay.as_millis().to_string(),
+            ),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", compression(otlp)),
+        ]);
+    }
+    if let Some(path) = &settings.ca_file {
+        env.push(("SSL_CERT_FILE", path.to_string_lossy().into_owned()));
+    }
     ServeCommand { args, env }
 }
 
@@ -339,10 +346,15 @@ impl ServeArgs {
             option: "--fault".into(),
             reason,
         })?;
-        settings.otlp = crate::telemetry::settings::from_env(&env).map_err(|e| ConfigError {
+        let env_error = |e: EnvError| ConfigError {
             option: e.var.into(),
             reason: e.reason,
-        })?;
+        };
+        settings.otlp = traces_from_env(&env).map_err(env_error)?;
+        settings.otlp_logs = logs_from_env(&env).map_err(env_error)?;
+        settings.ca_file = env("SSL_CERT_FILE")
+            .filter(|path| !path.trim().is_empty())
+            .map(std::path::PathBuf::from);
         settings.admin_token = self.admin_token.filter(|t| !t.is_empty()).map(Secret::new);
 
         settings.api_gateway_url = self.api_gateway_url;
@@ -370,6 +382,7 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::settings::Compression;
 
     fn settings(args: &[&str]) -> Result<Settings, String> {
         let mut argv = vec!["ecommerce", "serve"];
@@ -498,6 +511,50 @@ mod tests {
         assert_eq!(back.workers, 3);
         assert_eq!(back.shutdown_timeout, wired.shutdown_timeout);
         assert!(command.env.is_empty());
+    }
+
+    #[test]
+    fn a_serve_command_passes_span_and_log_export_and_the_ca_file_on() {
+        let mut wired = wired();
+        wired.otlp = Some(Otlp {
+            compression: Compression::Gzip,
+            ..Otlp::to("https://collector:4318/v1/traces")
+        });
+        wired.otlp_logs = Some(Otlp::to("https://collector:4318/v1/logs"));
+        wired.ca_file = Some("/etc/shop/ca.pem".into());
+        let command = serve_command(&wired, Role::Cart);
+        let mut argv = vec!["ecommerce".to_string()];
+        argv.extend(command.args);
+        let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("serve")
+        };
+        let env: BTreeMap<&str, String> = command.env.into_iter().collect();
+
+        let back = serve.into_settings(|var| env.get(var).cloned()).unwrap();
+
+        let traces = back.otlp.expect("span export");
+        assert_eq!(traces.endpoint, "https://collector:4318/v1/traces");
+        assert_eq!(traces.compression, Compression::Gzip);
+        let logs = back.otlp_logs.expect("log export");
+        assert_eq!(logs.endpoint, "https://collector:4318/v1/logs");
+        assert_eq!(logs.compression, Compression::None);
+        assert_eq!(logs.schedule_delay, Duration::from_millis(5000));
+        assert_eq!(back.ca_file, wired.ca_file);
+    }
+
+    #[test]
+    fn an_https_content_source_is_taken() {
+        let s = settings(&[
+            "--role",
+            "content",
+            "--content-source",
+            "https://bucket.example/images/",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.content_source.as_deref(),
+            Some("https://bucket.example/images")
+        );
     }
 
     #[test]

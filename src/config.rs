@@ -36,6 +36,12 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Where spans are exported (from the standard `OTEL_*` variables); `None`: nowhere.
     pub otlp: Option<crate::telemetry::settings::Otlp>,
+    /// Where log lines are exported as OTLP log records (`OTEL_LOGS_EXPORTER=otlp`);
+    /// `None`: stderr only.
+    pub otlp_logs: Option<crate::telemetry::settings::Otlp>,
+    /// A PEM file of CA certificates that https calls trust besides the system's
+    /// (`SSL_CERT_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
     pub cart_ttl: Duration,
     pub session_ttl: Duration,
     pub connect_timeout: Duration,
@@ -71,6 +77,8 @@ impl Settings {
             faults: Faults::default(),
             admin_token: None,
             otlp: None,
+            otlp_logs: None,
+            ca_file: None,
             cart_ttl: Duration::from_secs(24 * 3600),
             session_ttl: Duration::from_secs(30 * 60),
             connect_timeout: Duration::from_secs(2),

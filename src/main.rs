@@ -95,8 +95,10 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// logfmt lines: `ts=... level=... msg=... key=value ...`, level from RUST_LOG (info by
-/// default); lines logged while serving a request end with its trace and span ids.
+/// logfmt lines on stderr: `ts=... level=... msg=... key=value ...`, level from RUST_LOG
+/// (info by default); lines logged while serving a request end with its trace and span
+/// ids. Each line is also handed to log export (`OTEL_LOGS_EXPORTER=otlp`), which queues
+/// it as a log record once the shop has started it.
 fn init_logging() {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,tokio_postgres=warn"),
@@ -111,15 +113,16 @@ fn init_logging() {
             Some(ids) if !args.contains("trace_id=") => format!(" {ids}"),
             _ => String::new(),
         };
-        if args.starts_with("msg=") {
-            writeln!(buf, "ts={ts} level={level} {args}{ids}")
+        let line = if args.starts_with("msg=") {
+            format!("ts={ts} level={level} {args}{ids}")
         } else {
-            writeln!(
-                buf,
+            format!(
                 "ts={ts} level={level} msg={args:?} target={}{ids}",
                 record.target()
             )
-        }
+        };
+        ecommerce::telemetry::logs::export(record.level(), &line);
+        writeln!(buf, "{line}")
     })
     .init();
 }

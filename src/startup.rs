@@ -289,6 +289,8 @@ struct Shared {
     products: Option<ProductStore>,
     signer: SessionSigner,
     timeouts: Timeouts,
+    /// How every outgoing https call trusts its peer (built once).
+    tls: Arc<rustls::ClientConfig>,
     workers: usize,
     shutdown_timeout: u64,
     content_source: Option<String>,
@@ -348,11 +350,20 @@ impl Shared {
         for fault in settings.faults.active() {
             log::warn!("msg=\"fault active\" fault={}", logfmt::value(&fault));
         }
-        let telemetry = Telemetry::start(settings.otlp.as_ref(), &settings.roles).map_err(|e| {
-            StartupError::Config {
-                option: "OTEL_EXPORTER_OTLP_ENDPOINT",
-                reason: format!("cannot start the span exporter: {e}"),
-            }
+        let tls =
+            client::tls_config(settings.ca_file.as_deref()).map_err(|e| StartupError::Config {
+                option: "SSL_CERT_FILE",
+                reason: logfmt::chain(&e),
+            })?;
+        let telemetry = Telemetry::start(
+            settings.otlp.as_ref(),
+            settings.otlp_logs.as_ref(),
+            &settings.roles,
+            tls.clone(),
+        )
+        .map_err(|e| StartupError::Config {
+            option: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            reason: format!("cannot start the span or log exporter: {e}"),
         })?;
         Ok(Shared {
             wiring,
@@ -367,6 +378,7 @@ impl Shared {
                 connect: settings.connect_timeout,
                 request: settings.request_timeout,
             },
+            tls,
             workers: if settings.workers == 0 {
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             } else {
@@ -433,7 +445,7 @@ fn serve(
                 roles::web_gateway::security_headers(),
             ))
             .app_data(context.clone())
-            .app_data(web::Data::new(client::build(worker.timeouts)))
+            .app_data(web::Data::new(client::build(worker.timeouts, &worker.tls)))
             .app_data(web::Data::new(Dependencies(dependencies(role, &worker))))
             .configure(|cfg| health::configure(cfg, role, endpoints))
             .default_service(web::to(no_route));
@@ -463,8 +475,13 @@ fn dependencies(role: Role, shared: &Shared) -> Vec<Dependency> {
     };
     let callers = role
         .calls_api_gateway()
-        .then(|| Dependency::ApiGateway(shared.wiring.api_gateway.clone()));
-    stores.into_iter().chain(callers).collect()
+        .then(|| Dependency::Service(Role::ApiGateway, shared.wiring.api_gateway.clone()));
+    let upstreams = (role == Role::ApiGateway)
+        .then(|| shared.wiring.upstreams.clone())
+        .into_iter()
+        .flatten()
+        .map(|(upstream, url)| Dependency::Service(upstream, url));
+    stores.into_iter().chain(callers).chain(upstreams).collect()
 }
 
 /// The state of one worker's handlers of a role.

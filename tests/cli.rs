@@ -180,14 +180,19 @@ fn an_unknown_fault_exits_non_zero_with_one_line_naming_fault() {
 }
 
 #[test]
-fn an_otlp_endpoint_it_cannot_reach_exits_non_zero_with_one_line_naming_the_variable() {
+fn unusable_export_settings_exit_non_zero_with_one_line_naming_the_variable() {
     let listen = format!("127.0.0.1:{}", free_port());
     for (var, value) in [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+        ("OTEL_LOGS_EXPORTER", "console"),
+        ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
     ] {
         let mut command = ecommerce(&["serve", "--role", "cart", "--listen", &listen]);
         command.env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        command.env("OTEL_LOGS_EXPORTER", "otlp");
         command.env(var, value);
 
         let output = run_to_exit(command);

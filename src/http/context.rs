@@ -11,13 +11,15 @@ use crate::telemetry::{Instruments, Tracer};
 
 use crate::telemetry::metrics::Metrics;
 
-/// Something a role needs to serve; `/readyz` checks each.
+/// Something a role needs to serve; `/readyz` and `ecommerce_dependency_up` check each.
 #[derive(Clone)]
 pub enum Dependency {
     CartData(CartStore),
     SessionData(SessionStore),
     ProductData(ProductStore),
-    ApiGateway(String),
+    /// Another role, at this URL: the api-gateway for its callers, each upstream for the
+    /// api-gateway.
+    Service(Role, String),
 }
 
 impl Dependency {
@@ -32,7 +34,13 @@ impl Dependency {
 
     /// Whether it is one of the role's stores (not a service it calls).
     pub fn is_store(&self) -> bool {
-        !matches!(self, Dependency::ApiGateway(_))
+        !matches!(self, Dependency::Service(..))
+    }
+
+    /// Whether `/readyz` fails while it is down: the api-gateway does not leave its
+    /// Service because one of its upstreams is down (that upstream's routes answer 502).
+    pub fn gates_readiness(&self) -> bool {
+        !matches!(self, Dependency::Service(role, _) if *role != Role::ApiGateway)
     }
 
     /// Whether it is a store with replicas (Redis), whose unreplicated writes count.
@@ -46,7 +54,7 @@ impl Dependency {
             Dependency::CartData(s) => s.pool_usage(),
             Dependency::SessionData(s) => s.pool_usage(),
             Dependency::ProductData(s) => s.pool_usage(),
-            Dependency::ApiGateway(_) => Vec::new(),
+            Dependency::Service(..) => Vec::new(),
         }
     }
 
@@ -55,7 +63,7 @@ impl Dependency {
             Dependency::CartData(_) => "cart-data",
             Dependency::SessionData(_) => "session-data",
             Dependency::ProductData(_) => "product-data",
-            Dependency::ApiGateway(_) => "api-gateway",
+            Dependency::Service(role, _) => role.as_str(),
         }
     }
 }
@@ -80,7 +88,7 @@ impl RoleContext {
     pub fn new(role: Role, faults: Arc<FaultSwitch>, tracer: Tracer) -> Self {
         RoleContext {
             role,
-            instruments: Arc::new(Instruments::new(role, tracer)),
+            instruments: Arc::new(Instruments::new(tracer)),
             faults,
             admin_token: None,
             admin_guesses: Default::default(),

@@ -4,14 +4,12 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use std::sync::atomic::Ordering;
-
 use super::client;
 use super::context::{Dependencies, Dependency, RoleContext};
 use crate::role::Role;
 use crate::stores::Health;
 use crate::stores::PoolUsage;
-use crate::telemetry::metrics::{label_text, write_family};
+use crate::telemetry::metrics::{Labels, Scrape, CONTENT_TYPE};
 use crate::telemetry::{logfmt, span};
 
 /// Which of the operational endpoints a listener serves.
@@ -55,103 +53,139 @@ pub async fn info(ctx: web::Data<RoleContext>) -> HttpResponse {
 /// A pool usage gauge: name, help, and which figure it shows.
 type PoolGauge = (&'static str, &'static str, fn(&PoolUsage) -> usize);
 
-async fn metrics(ctx: web::Data<RoleContext>, deps: web::Data<Dependencies>) -> HttpResponse {
-    let service = ctx.role.as_str();
-    let mut text = ctx.metrics().render();
+/// `["name", "value"]` label pairs.
+fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+async fn metrics(
+    ctx: web::Data<RoleContext>,
+    deps: web::Data<Dependencies>,
+    http: web::Data<client::Http>,
+) -> HttpResponse {
+    let health = dependency_health(&deps, &ctx, &http).await;
     let faults = ctx.faults.get().active();
-    write_family(
-        &mut text,
-        ("ecommerce_fault_active", "gauge"),
-        "Fault scenarios switched on (1 per active fault).",
-        service,
-        faults.iter().map(|f| (label_text(&[("fault", f)]), 1.0)),
-    );
-    write_family(
-        &mut text,
-        ("ecommerce_fault_memory_leaked_bytes", "gauge"),
-        "Memory the memory-leak fault holds in this process.",
-        service,
-        [(String::new(), crate::faults::leaked_bytes() as f64)],
-    );
-    let stores: Vec<&Dependency> = deps.0.iter().filter(|d| d.is_store()).collect();
-    if !stores.is_empty() {
-        let pools: Vec<(String, PoolUsage)> = stores
-            .iter()
-            .flat_map(|d| {
-                d.pool_usage().into_iter().map(|(server, usage)| {
-                    (
-                        label_text(&[("store", d.name()), ("server", server)]),
-                        usage,
-                    )
-                })
-            })
-            .collect();
-        let gauges: [PoolGauge; 4] = [
-            (
-                "ecommerce_store_pool_connections",
-                "Connections open, all workers' pools together.",
-                |u| u.open,
-            ),
-            (
-                "ecommerce_store_pool_connections_in_use",
-                "Connections lent out to requests.",
-                |u| u.in_use,
-            ),
-            (
-                "ecommerce_store_pool_connections_max",
-                "The most connections the pools may open.",
-                |u| u.max,
-            ),
-            (
-                "ecommerce_store_pool_waiting",
-                "Requests waiting for a connection.",
-                |u| u.waiting,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let rows = pools
-                .iter()
-                .map(|(labels, u)| (labels.clone(), value(u) as f64));
-            write_family(&mut text, (name, "gauge"), help, service, rows);
-        }
-        write_family(
-            &mut text,
-            ("ecommerce_store_unreplicated_writes_total", "counter"),
-            "Writes acknowledged while the store's replica was down.",
-            service,
-            stores.iter().filter(|d| d.has_replicas()).map(|d| {
-                (
-                    label_text(&[("store", d.name())]),
-                    d.unreplicated_writes() as f64,
-                )
+    let text = ctx.metrics().render(|scrape| {
+        scrape.gauge(
+            "ecommerce_dependency_up",
+            "Whether each store and service this role uses answers (1) or not (0).",
+            health.iter().map(|(dependency, outcome)| {
+                (labels([("dependency", dependency.name())]), f64::from(u8::from(outcome.is_ok())))
             }),
         );
-    }
-    if let Some(stats) = ctx.tracer().stats() {
-        let spans = [
-            ("exported", stats.exported.load(Ordering::Relaxed)),
-            ("dropped", stats.dropped.load(Ordering::Relaxed)),
-            ("failed", stats.failed.load(Ordering::Relaxed)),
-        ];
-        write_family(
-            &mut text,
-            ("ecommerce_telemetry_spans_total", "counter"),
-            "Spans of this process by what became of them: exported, dropped (queue full) or failed (the endpoint refused them).",
-            service,
-            spans
-                .into_iter()
-                .map(|(outcome, n)| (label_text(&[("outcome", outcome)]), n as f64)),
+        scrape.gauge(
+            "ecommerce_fault_active",
+            "Fault scenarios switched on (1 per active fault).",
+            faults.iter().map(|f| (labels([("fault", f)]), 1.0)),
         );
-    }
+        scrape.gauge(
+            "ecommerce_fault_memory_leaked_bytes",
+            "Memory the memory-leak fault holds in this process.",
+            [(Vec::new(), crate::faults::leaked_bytes() as f64)],
+        );
+        store_metrics(scrape, &deps);
+        let exports = [
+            (
+                "ecommerce_telemetry_spans_total",
+                "Spans of this process by what became of them: exported, dropped (queue full) or failed (the endpoint refused them).",
+                ctx.tracer().stats(),
+            ),
+            (
+                "ecommerce_telemetry_log_records_total",
+                "Log records of this process exported over OTLP, by what became of them: exported, dropped (queue full) or failed (the endpoint refused them).",
+                ctx.tracer().log_stats(),
+            ),
+        ];
+        for (name, help, stats) in exports {
+            let Some(stats) = stats else { continue };
+            let outcomes = [
+                ("exported", stats.exported()),
+                ("dropped", stats.dropped()),
+                ("failed", stats.failed()),
+            ];
+            scrape.counter(
+                name,
+                help,
+                outcomes
+                    .into_iter()
+                    .map(|(outcome, n)| (labels([("outcome", outcome)]), n as f64)),
+            );
+        }
+    });
     HttpResponse::Ok()
-        .content_type(ContentType(
-            "text/plain; version=0.0.4; charset=utf-8".parse().unwrap(),
-        ))
+        .content_type(ContentType(CONTENT_TYPE.parse().expect("a media type")))
         .body(text)
 }
 
-/// 200 when every dependency answers (degraded ones included), else 503 naming the
-/// failed ones: `{"ready": bool, "checks": {"cart-data": "up", ...}}`.
+/// The stores' connection pools and unreplicated writes.
+fn store_metrics(scrape: &mut Scrape, deps: &Dependencies) {
+    let stores: Vec<&Dependency> = deps.0.iter().filter(|d| d.is_store()).collect();
+    if stores.is_empty() {
+        return;
+    }
+    let pools: Vec<(Labels, PoolUsage)> = stores
+        .iter()
+        .flat_map(|d| {
+            d.pool_usage()
+                .into_iter()
+                .map(|(server, usage)| (labels([("store", d.name()), ("server", server)]), usage))
+        })
+        .collect();
+    let gauges: [PoolGauge; 4] = [
+        (
+            "ecommerce_store_pool_connections",
+            "Connections open, all workers' pools together.",
+            |u| u.open,
+        ),
+        (
+            "ecommerce_store_pool_connections_in_use",
+            "Connections lent out to requests.",
+            |u| u.in_use,
+        ),
+        (
+            "ecommerce_store_pool_connections_max",
+            "The most connections the pools may open.",
+            |u| u.max,
+        ),
+        (
+            "ecommerce_store_pool_waiting",
+            "Requests waiting for a connection.",
+            |u| u.waiting,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let rows = pools
+            .iter()
+            .map(|(labels, u)| (labels.clone(), value(u) as f64));
+        scrape.gauge(name, help, rows);
+    }
+    scrape.counter(
+        "ecommerce_store_unreplicated_writes_total",
+        "Writes acknowledged while the store's replica was down.",
+        stores.iter().filter(|d| d.has_replicas()).map(|d| {
+            (
+                labels([("store", d.name())]),
+                d.unreplicated_writes() as f64,
+            )
+        }),
+    );
+}
+
+/// Every dependency checked, all at once (a scrape or probe waits for the slowest).
+async fn dependency_health<'d>(
+    deps: &'d Dependencies,
+    ctx: &RoleContext,
+    http: &client::Http,
+) -> Vec<(&'d Dependency, Result<Health, String>)> {
+    let checks = deps
+        .0
+        .iter()
+        .map(|d| async move { (d, check(d, ctx, http).await) });
+    futures_util::future::join_all(checks).await
+}
+
+/// 200 when every dependency that gates readiness answers (degraded ones included), else
+/// 503 naming the failed ones: `{"ready": bool, "checks": {"cart-data": "up", ...}}`.
 async fn readyz(
     ctx: web::Data<RoleContext>,
     deps: web::Data<Dependencies>,
@@ -159,13 +193,12 @@ async fn readyz(
 ) -> HttpResponse {
     let mut checks = Map::new();
     let mut ready = true;
-    for dependency in &deps.0 {
-        let outcome = check(dependency, &ctx, &http).await;
+    for (dependency, outcome) in dependency_health(&deps, &ctx, &http).await {
         let text = match outcome {
             Ok(Health::Up) => "up".to_string(),
             Ok(Health::Degraded(why)) => format!("degraded: {why}"),
             Err(why) => {
-                ready = false;
+                ready &= !dependency.gates_readiness();
                 format!("down: {why}")
             }
         };
@@ -192,6 +225,6 @@ async fn check(
         Dependency::CartData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
         Dependency::SessionData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
         Dependency::ProductData(store) => store.health().await.map_err(|e| logfmt::chain(&e)),
-        Dependency::ApiGateway(url) => client::healthy(http, url).await.map(|()| Health::Up),
+        Dependency::Service(_, url) => client::healthy(http, url).await.map(|()| Health::Up),
     }
 }

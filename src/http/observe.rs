@@ -73,8 +73,13 @@ pub async fn observe(
         error,
         fault,
     };
-    role.metrics()
-        .observe_request(method, served.route_label(), status, served.elapsed);
+    role.metrics().observe_request(
+        method,
+        served.route_label(),
+        status,
+        served.elapsed,
+        request.is_some().then_some(&trace.trace_id),
+    );
     if let Some(mut attributes) = request {
         if synthetic {
             attributes.push(("synthetic_request", Value::Bool(true)));

@@ -1,19 +1,61 @@
-//! The span exporter: a bounded queue that request handlers never wait on, and a thread
-//! of its own that sends it in batches to the OTLP endpoint.
+//! The exporter of one signal (spans, or log records): a bounded queue that request
+//! handlers never wait on, and a thread of its own that sends it in batches to the OTLP
+//! endpoint, over http or https, gzipped when configured.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io::Write;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
-use super::otlp::{self, ResourceSpans};
-use super::settings::Otlp;
+use super::otlp::{self, LogRecord, ResourceEntries};
+use super::settings::{Compression, Otlp};
 use super::span::{SpanData, Value};
 
-/// Counts of what happened to spans, for `/metrics`.
+/// What one exporter sends: how an entry is encoded, and what its messages call it. The
+/// queue, the batching and the thread are the same for every signal, and so is the
+/// request around the entries (see `otlp::export_request`); the endpoint (its path
+/// `/v1/traces` or `/v1/logs`) comes with the settings.
+pub trait Signal: Send + Sync + 'static {
+    /// What an entry is made from.
+    type Item<'a>;
+    /// The signal, for the exporter's thread and messages: `traces`, `logs`.
+    const NAME: &'static str;
+    /// Its entries, for messages: `spans`, `log records`.
+    const ENTRIES: &'static str;
+    /// Appends `item` to `out` as one entry of the request's innermost list.
+    fn encode(out: &mut Vec<u8>, item: &Self::Item<'_>);
+}
+
+/// Spans, to `ExportTraceServiceRequest`s.
+pub struct Traces;
+
+impl Signal for Traces {
+    type Item<'a> = SpanData;
+    const NAME: &'static str = "traces";
+    const ENTRIES: &'static str = "spans";
+    fn encode(out: &mut Vec<u8>, span: &SpanData) {
+        otlp::encode_span(out, span);
+    }
+}
+
+/// Log lines, to `ExportLogsServiceRequest`s.
+pub struct Logs;
+
+impl Signal for Logs {
+    type Item<'a> = LogRecord<'a>;
+    const NAME: &'static str = "logs";
+    const ENTRIES: &'static str = "log records";
+    fn encode(out: &mut Vec<u8>, record: &LogRecord<'_>) {
+        otlp::encode_log_record(out, record);
+    }
+}
+
+/// Counts of what happened to one signal's entries (spans, log records), for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub exported: AtomicU64,
@@ -23,9 +65,26 @@ pub struct Stats {
     pub failed: AtomicU64,
 }
 
-/// Spans waiting for the export thread, encoded. Each worker thread fills a batch of its
+impl Stats {
+    /// Entries the endpoint accepted.
+    pub fn exported(&self) -> u64 {
+        self.exported.load(Ordering::Relaxed)
+    }
+
+    /// Entries dropped before sending: the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Entries lost with a batch the endpoint refused or never answered.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Entries waiting for the export thread, encoded. Each worker thread fills a batch of its
 /// own (a lock no other worker takes, so workers never contend), and hands it over when
-/// full; the export thread is woken once per full batch, never per span, and collects
+/// full; the export thread is woken once per full batch, never per entry, and collects
 /// the partly filled ones on its timer.
 struct Queue {
     /// Tells this queue's shards from another exporter's in a thread's table.
@@ -45,9 +104,9 @@ struct Shard {
 
 #[derive(Default)]
 struct Ready {
-    /// Full batches, oldest first, and the spans in them (at most `max_queue`).
+    /// Full batches, oldest first, and the entries in them (at most `max_queue`).
     batches: VecDeque<Batch>,
-    spans: usize,
+    queued: usize,
     /// Batches sent and emptied, to be filled again: their buffers keep their size, so a
     /// busy shop does not allocate (and free) a batch's worth of memory per batch.
     spare: Vec<Batch>,
@@ -57,10 +116,10 @@ struct Ready {
     closed: bool,
 }
 
-/// Encoded spans per resource (service), and how many.
+/// Encoded entries per resource (service), and how many.
 #[derive(Default)]
 struct Batch {
-    spans: Vec<Vec<u8>>,
+    entries: Vec<Vec<u8>>,
     count: usize,
 }
 
@@ -72,25 +131,30 @@ impl Queue {
     /// A batch to fill: a spare one when there is one.
     fn empty_batch(&self, ready: &mut Ready) -> Batch {
         ready.spare.pop().unwrap_or_else(|| Batch {
-            spans: vec![Vec::new(); self.resources],
+            entries: vec![Vec::new(); self.resources],
             count: 0,
         })
     }
 
-    /// Runs `f` on this thread's shard, made on the thread's first span.
-    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> R {
-        SHARDS.with_borrow_mut(|shards| {
-            if let Some((_, shard)) = shards.iter().find(|(id, _)| *id == self.id) {
-                return f(shard);
-            }
-            let empty = self.empty_batch(&mut lock(&self.ready));
-            let shard = Arc::new(Shard {
-                open: Mutex::new(empty),
-            });
-            lock(&self.shards).push(shard.clone());
-            shards.push((self.id, shard));
-            f(&shards.last().expect("just pushed").1)
-        })
+    /// Runs `f` on this thread's shard, made on the thread's first entry; `None` when
+    /// the thread's shards are busy (a re-entrant call) or gone (the thread is ending).
+    fn with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+        SHARDS
+            .try_with(|shards| {
+                let mut shards = shards.try_borrow_mut().ok()?;
+                if let Some((_, shard)) = shards.iter().find(|(id, _)| *id == self.id) {
+                    return Some(f(shard));
+                }
+                let empty = self.empty_batch(&mut lock(&self.ready));
+                let shard = Arc::new(Shard {
+                    open: Mutex::new(empty),
+                });
+                lock(&self.shards).push(shard.clone());
+                shards.push((self.id, shard));
+                Some(f(&shards.last().expect("just pushed").1))
+            })
+            .ok()
+            .flatten()
     }
 
     /// Hands a full batch over (dropped, and counted, when the queue is full).
@@ -98,14 +162,14 @@ impl Queue {
         let mut ready = lock(&self.ready);
         let empty = self.empty_batch(&mut ready);
         let full = std::mem::replace(open, empty);
-        if ready.spans + full.count > self.max_queue {
+        if ready.queued + full.count > self.max_queue {
             stats
                 .dropped
                 .fetch_add(full.count as u64, Ordering::Relaxed);
             self.recycle_locked(&mut ready, full);
             return;
         }
-        ready.spans += full.count;
+        ready.queued += full.count;
         ready.batches.push_back(full);
         drop(ready);
         self.wake.notify_one();
@@ -125,7 +189,7 @@ impl Queue {
             }
         }
         let mut ready = lock(&self.ready);
-        ready.spans = 0;
+        ready.queued = 0;
         let mut batches: Vec<Batch> = ready.batches.drain(..).collect();
         // The workers' partly filled batches go together, so that a quiet shop sends
         // one request per interval, not one per worker.
@@ -133,7 +197,7 @@ impl Queue {
         for part in partial {
             match merged.last_mut() {
                 Some(last) if last.count + part.count <= self.max_batch => {
-                    for (into, from) in last.spans.iter_mut().zip(&part.spans) {
+                    for (into, from) in last.entries.iter_mut().zip(&part.entries) {
                         into.extend_from_slice(from);
                     }
                     last.count += part.count;
@@ -152,7 +216,7 @@ impl Queue {
     }
 
     fn recycle_locked(&self, ready: &mut Ready, mut batch: Batch) {
-        batch.spans.iter_mut().for_each(Vec::clear);
+        batch.entries.iter_mut().for_each(Vec::clear);
         batch.count = 0;
         if ready.spare.len() < 4 {
             ready.spare.push(batch);
@@ -161,22 +225,28 @@ impl Queue {
 }
 
 thread_local! {
-    /// Where a worker encodes a span before queueing it (reused: no allocation).
+    /// Where a worker encodes an entry before queueing it (reused: no allocation).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// This thread's shard of each exporter it has sent spans to.
+    /// This thread's shard of each exporter it has sent entries to.
     static SHARDS: RefCell<Vec<(usize, Arc<Shard>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The sending side, shared by every worker of every role of the process.
-pub struct Exporter {
+/// The sending side of one signal, shared by every worker of every role of the process.
+pub struct Exporter<S: Signal> {
     queue: Arc<Queue>,
     pub stats: Arc<Stats>,
+    signal: PhantomData<S>,
 }
 
-impl Exporter {
+impl<S: Signal> Exporter<S> {
     /// Starts the export thread. `resources` are the resource attributes of each service
-    /// that spans are recorded for (indexed as in `send`).
-    pub fn start(settings: &Otlp, resources: Vec<Vec<(String, Value)>>) -> std::io::Result<Self> {
+    /// that entries are recorded for (indexed as in `send`); `tls` is how https endpoints
+    /// are trusted.
+    pub fn start(
+        settings: &Otlp,
+        resources: Vec<Vec<(String, Value)>>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Self> {
         static EXPORTERS: AtomicUsize = AtomicUsize::new(0);
         let queue = Arc::new(Queue {
             id: EXPORTERS.fetch_add(1, Ordering::Relaxed),
@@ -188,33 +258,53 @@ impl Exporter {
             resources: resources.len(),
         });
         let stats = Arc::new(Stats::default());
-        let batcher = Batcher {
+        let batcher = Batcher::<S> {
             settings: settings.clone(),
             resources,
             stats: stats.clone(),
             queue: queue.clone(),
             failing: false,
+            signal: PhantomData,
         };
         std::thread::Builder::new()
-            .name("otlp-export".into())
-            .spawn(move || actix_web::rt::System::new().block_on(batcher.run()))?;
-        Ok(Exporter { queue, stats })
+            .name(format!("otlp-{}", S::NAME))
+            .spawn(move || {
+                // What this thread logs (its warnings) goes to stderr, never into an
+                // export queue: log export must not feed on itself.
+                super::logs::quiet_this_thread();
+                actix_web::rt::System::new().block_on(batcher.run(tls))
+            })?;
+        Ok(Exporter {
+            queue,
+            stats,
+            signal: PhantomData,
+        })
     }
 
-    /// Queues a finished span of service `resource`; a full queue drops it (counted).
-    pub fn send(&self, resource: usize, span: &SpanData) {
-        SCRATCH.with_borrow_mut(|encoded| {
+    /// Queues an entry of service `resource`; a full queue drops it (counted). Never
+    /// waits on the export thread. An entry made while this thread is already queueing
+    /// one (a log line written from inside `send`) is dropped too, not queued twice over.
+    pub fn send(&self, resource: usize, item: &S::Item<'_>) {
+        let queued = SCRATCH.try_with(|scratch| {
+            let Ok(mut encoded) = scratch.try_borrow_mut() else {
+                return false;
+            };
             encoded.clear();
-            otlp::encode_span(encoded, span);
-            self.queue.with_shard(|shard| {
-                let mut open = lock(&shard.open);
-                open.spans[resource].extend_from_slice(encoded);
-                open.count += 1;
-                if open.count >= self.queue.max_batch {
-                    self.queue.seal(&mut open, &self.stats);
-                }
-            });
+            S::encode(&mut encoded, item);
+            self.queue
+                .with_shard(|shard| {
+                    let mut open = lock(&shard.open);
+                    open.entries[resource].extend_from_slice(&encoded);
+                    open.count += 1;
+                    if open.count >= self.queue.max_batch {
+                        self.queue.seal(&mut open, &self.stats);
+                    }
+                })
+                .is_some()
         });
+        if queued != Ok(true) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Sends everything queued so far, waiting at most `timeout`.
@@ -226,25 +316,27 @@ impl Exporter {
     }
 }
 
-impl Drop for Exporter {
+impl<S: Signal> Drop for Exporter<S> {
     fn drop(&mut self) {
         lock(&self.queue.ready).closed = true;
         self.queue.wake.notify_one();
     }
 }
 
-struct Batcher {
+struct Batcher<S> {
     settings: Otlp,
     resources: Vec<Vec<(String, Value)>>,
     stats: Arc<Stats>,
     queue: Arc<Queue>,
     /// Whether the last export failed, so an outage is logged once, not per batch.
     failing: bool,
+    signal: PhantomData<S>,
 }
 
-impl Batcher {
-    async fn run(mut self) {
+impl<S: Signal> Batcher<S> {
+    async fn run(mut self, tls: Arc<rustls::ClientConfig>) {
         let client = awc::Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(tls))
             .timeout(self.settings.timeout)
             .disable_redirects()
             .finish();
@@ -278,10 +370,16 @@ impl Batcher {
 
     async fn export(&mut self, client: &awc::Client, batch: &Batch) {
         let count = batch.count as u64;
-        let body = self.encode(batch);
         let mut request = client
             .post(&self.settings.endpoint)
             .insert_header(("content-type", "application/x-protobuf"));
+        let body = match self.settings.compression {
+            Compression::None => self.encode(batch),
+            Compression::Gzip => {
+                request = request.insert_header(("content-encoding", "gzip"));
+                gzip(&self.encode(batch))
+            }
+        };
         for (name, value) in &self.settings.headers {
             request = request.insert_header((name.as_str(), value.expose()));
         }
@@ -298,31 +396,46 @@ impl Batcher {
             Ok(()) => {
                 self.stats.exported.fetch_add(count, Ordering::Relaxed);
                 if std::mem::take(&mut self.failing) {
-                    log::warn!("msg=\"span export works again\"");
+                    log::warn!("msg=\"{} export works again\"", S::NAME);
                 }
             }
             Err(why) => {
                 self.stats.failed.fetch_add(count, Ordering::Relaxed);
                 if !std::mem::replace(&mut self.failing, true) {
                     log::warn!(
-                        "msg=\"span export failed; spans are dropped until it works\" endpoint={} error={:?}",
-                        self.settings.endpoint,
-                        why
+                        "msg=\"{} export failed; {} are dropped until it works\" endpoint={} error={}",
+                        S::NAME,
+                        S::ENTRIES,
+                        super::logfmt::value(&self.settings.endpoint),
+                        super::logfmt::value(&why)
                     );
                 }
             }
         }
     }
 
-    /// One request with a ResourceSpans per service that has spans in `batch`.
+    /// One request with a group per service that has entries in `batch`.
     fn encode(&self, batch: &Batch) -> Vec<u8> {
-        let groups: Vec<ResourceSpans<'_>> = batch
-            .spans
+        let groups: Vec<ResourceEntries<'_>> = batch
+            .entries
             .iter()
             .zip(&self.resources)
-            .filter(|(spans, _)| !spans.is_empty())
-            .map(|(spans, resource)| ResourceSpans { resource, spans })
+            .filter(|(entries, _)| !entries.is_empty())
+            .map(|(entries, resource)| ResourceEntries { resource, entries })
             .collect();
         otlp::export_request(&groups)
     }
+}
+
+/// `body` gzipped. The fastest level: the export thread shares the shop's cores, and
+/// protobuf of repeated attribute names shrinks well at any level.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .expect("writing to memory does not fail")
 }

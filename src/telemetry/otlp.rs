@@ -1,5 +1,6 @@
-//! OTLP trace export requests in protobuf (opentelemetry/proto/collector/trace/v1), written
-//! by hand: the few messages the shop sends do not need a protobuf code generator.
+//! OTLP export requests in protobuf (opentelemetry/proto/collector/trace/v1 and
+//! .../logs/v1), written by hand: the few messages the shop sends do not need a protobuf
+//! code generator.
 
 use super::span::{Kind, SpanData, Value};
 
@@ -99,14 +100,36 @@ impl Writer {
     }
 }
 
-/// One resource (a service) and its spans, already encoded by `encode_span`.
-pub struct ResourceSpans<'a> {
+/// One resource (a service) and its entries (spans or log records), already encoded by
+/// `encode_span` or `encode_log_record`.
+pub struct ResourceEntries<'a> {
     pub resource: &'a [(String, Value)],
-    pub spans: &'a [u8],
+    pub entries: &'a [u8],
 }
 
-/// The instrumentation scope every span is reported under.
+/// The instrumentation scope every span and log record is reported under.
 const SCOPE: &str = "ecommerce";
+
+/// One log line as a `LogRecord`.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRecord<'a> {
+    pub time_unix_nanos: u64,
+    /// OpenTelemetry's `SeverityNumber` (9 info, 13 warn, 17 error ...) and its text.
+    pub severity_number: u8,
+    pub severity_text: &'static str,
+    /// The line as written.
+    pub body: &'a str,
+    /// The trace and span of the request it was logged in, and the trace flags when known.
+    pub trace: Option<LogTrace>,
+}
+
+/// The request a log record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogTrace {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: Option<u8>,
+}
 
 /// Appends `span` to `out` as one entry of `ScopeSpans.spans`, ready for
 /// `export_request`: spans are encoded where they end, so the export thread only
@@ -119,29 +142,61 @@ pub fn encode_span(out: &mut Vec<u8>, span: &SpanData) {
     *out = w.buf;
 }
 
-/// `ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }`.
-pub fn export_request(resources: &[ResourceSpans<'_>]) -> Vec<u8> {
+/// Appends `record` to `out` as one entry of `ScopeLogs.log_records`, ready for
+/// `export_request`.
+pub fn encode_log_record(out: &mut Vec<u8>, record: &LogRecord<'_>) {
+    let mut w = Writer {
+        buf: std::mem::take(out),
+    };
+    w.message(2, |w| write_log_record(w, record));
+    *out = w.buf;
+}
+
+/// `ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }`, or
+/// `ExportLogsServiceRequest { repeated ResourceLogs resource_logs = 1 }`: the two are
+/// the same on the wire but for their innermost entries, so one writer serves both.
+pub fn export_request(resources: &[ResourceEntries<'_>]) -> Vec<u8> {
     let mut w = Writer::default();
-    for rs in resources {
-        // ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2 }
+    for group in resources {
+        // ResourceSpans / ResourceLogs { Resource resource = 1;
+        //   repeated ScopeSpans scope_spans / ScopeLogs scope_logs = 2 }
         w.message(1, |w| {
             // Resource { repeated KeyValue attributes = 1 }
             w.message(1, |w| {
-                for (key, value) in rs.resource {
+                for (key, value) in group.resource {
                     w.attribute(1, key, value);
                 }
             });
-            // ScopeSpans { InstrumentationScope scope = 1; repeated Span spans = 2 }
+            // ScopeSpans / ScopeLogs { InstrumentationScope scope = 1;
+            //   repeated Span spans / LogRecord log_records = 2 }
             w.message(2, |w| {
                 w.message(1, |w| {
                     w.string(1, SCOPE);
                     w.string(2, env!("CARGO_PKG_VERSION"));
                 });
-                w.buf.extend_from_slice(rs.spans);
+                w.buf.extend_from_slice(group.entries);
             });
         });
     }
     w.into_bytes()
+}
+
+/// `LogRecord`: time_unix_nano = 1, severity_number = 2, severity_text = 3, body = 5,
+/// flags = 8, trace_id = 9, span_id = 10, observed_time_unix_nano = 11.
+fn write_log_record(w: &mut Writer, record: &LogRecord<'_>) {
+    w.fixed64(1, record.time_unix_nanos);
+    w.uint(2, u64::from(record.severity_number));
+    w.string(3, record.severity_text);
+    w.message(5, |w| w.string(1, record.body));
+    if let Some(trace) = &record.trace {
+        if let Some(flags) = trace.flags {
+            w.key(8, 5);
+            w.buf.extend_from_slice(&u32::from(flags).to_le_bytes());
+        }
+        w.bytes(9, &trace.trace_id);
+        w.bytes(10, &trace.span_id);
+    }
+    w.fixed64(11, record.time_unix_nanos);
 }
 
 /// `Span`: trace_id = 1, span_id = 2, parent_span_id = 4, name = 5, kind = 6,
@@ -203,6 +258,37 @@ mod tests {
             assert_eq!(w.buf.len(), 1 + prefix.len() + len);
             assert!(w.buf[1 + prefix.len()..].iter().all(|b| *b == 7));
         }
+    }
+
+    #[test]
+    fn a_log_record_carries_its_severity_body_and_trace() {
+        let record = LogRecord {
+            time_unix_nanos: 7,
+            severity_number: 9,
+            severity_text: "INFO",
+            body: "msg=hi",
+            trace: Some(LogTrace {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                flags: Some(1),
+            }),
+        };
+        let mut out = Vec::new();
+        encode_log_record(&mut out, &record);
+        let mut expected = vec![0x12, 69];
+        expected.push(0x09);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(&[0x10, 9, 0x1a, 4]);
+        expected.extend_from_slice(b"INFO");
+        expected.extend_from_slice(&[0x2a, 8, 0x0a, 6]);
+        expected.extend_from_slice(b"msg=hi");
+        expected.extend_from_slice(&[0x45, 1, 0, 0, 0, 0x4a, 16]);
+        expected.extend_from_slice(&[1; 16]);
+        expected.extend_from_slice(&[0x52, 8]);
+        expected.extend_from_slice(&[2; 8]);
+        expected.push(0x59);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -1,42 +1,67 @@
-//! Trace export settings, from the standard OpenTelemetry environment variables.
+//! Trace and log export settings, from the standard OpenTelemetry environment variables.
 
 use std::time::Duration;
 
 use crate::domain::percent_decode;
 use crate::domain::Secret;
 
-/// Where and how spans are exported: OTLP over HTTP with protobuf bodies.
+/// Where and how one signal (spans, or log records) is exported: OTLP over HTTP (or
+/// HTTPS) with protobuf bodies.
 #[derive(Debug, Clone)]
 pub struct Otlp {
-    /// The traces URL, e.g. `http://collector:4318/v1/traces`.
+    /// The signal's URL, e.g. `http://collector:4318/v1/traces` or `.../v1/logs`.
     pub endpoint: String,
     /// Sent with every export (often an API key), never logged.
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,
+    /// How export bodies are encoded on the wire.
+    pub compression: Compression,
     /// Resource attributes added to (or replacing) the shop's own.
     pub resource: Vec<(String, String)>,
     /// `service.name` for a process that runs one role (several roles keep their names).
     pub service_name: Option<String>,
+    /// Which traces are recorded (spans only).
     pub sampler: Sampler,
-    /// How often spans are sent, and how many wait at most (more are dropped, counted).
+    /// How often the queue is sent, and how many entries wait at most (more are dropped,
+    /// counted).
     pub schedule_delay: Duration,
     pub max_queue: usize,
     pub max_batch: usize,
 }
 
 impl Otlp {
-    /// Export to `endpoint` (a traces URL) with the SDK defaults otherwise.
+    /// Export to `endpoint` (the signal's URL) with the SDK's span defaults otherwise.
     pub fn to(endpoint: &str) -> Self {
         Otlp {
             endpoint: endpoint.to_string(),
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
+            compression: Compression::None,
             resource: Vec::new(),
             service_name: None,
             sampler: Sampler::default(),
             schedule_delay: Duration::from_millis(5000),
             max_queue: 2048,
             max_batch: 512,
+        }
+    }
+}
+
+/// How export bodies travel (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    /// gzip, sent with `Content-Encoding: gzip`.
+    Gzip,
+}
+
+impl Compression {
+    /// The value as the `OTEL_*_COMPRESSION` variables spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
         }
     }
 }
@@ -91,9 +116,72 @@ fn error(var: &'static str, reason: impl Into<String>) -> EnvError {
     }
 }
 
-/// The export settings the `OTEL_*` variables describe: `None` when no endpoint is set or
-/// export is switched off (`OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`).
-pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, EnvError> {
+/// The variables of one signal: the `OTEL_*` names that configure its export, and the
+/// path its URL gets from the general endpoint.
+struct Signal {
+    exporter: &'static str,
+    /// Whether an endpoint alone turns export on (traces), or the exporter variable must
+    /// say `otlp` (logs, which the standard leaves off unless asked for).
+    on_by_default: bool,
+    path: &'static str,
+    endpoint: &'static str,
+    protocol: &'static str,
+    headers: &'static str,
+    timeout: &'static str,
+    compression: &'static str,
+    schedule_delay: &'static str,
+    max_queue: &'static str,
+    max_batch: &'static str,
+    /// The SDK's default delay between exports, in milliseconds.
+    default_delay_ms: u64,
+}
+
+const TRACES: Signal = Signal {
+    exporter: "OTEL_TRACES_EXPORTER",
+    on_by_default: true,
+    path: "/v1/traces",
+    endpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    protocol: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    headers: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    schedule_delay: "OTEL_BSP_SCHEDULE_DELAY",
+    max_queue: "OTEL_BSP_MAX_QUEUE_SIZE",
+    max_batch: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    default_delay_ms: 5000,
+};
+
+const LOGS: Signal = Signal {
+    exporter: "OTEL_LOGS_EXPORTER",
+    on_by_default: false,
+    path: "/v1/logs",
+    endpoint: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    protocol: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    headers: "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    schedule_delay: "OTEL_BLRP_SCHEDULE_DELAY",
+    max_queue: "OTEL_BLRP_MAX_QUEUE_SIZE",
+    max_batch: "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+    default_delay_ms: 1000,
+};
+
+/// The span export settings the `OTEL_*` variables describe: `None` when no endpoint is
+/// set or export is switched off (`OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none`).
+pub fn traces_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, EnvError> {
+    signal_from_env(&env, &TRACES)
+}
+
+/// The log export settings: `None` unless `OTEL_LOGS_EXPORTER=otlp` (then an endpoint
+/// must be set), or when `OTEL_SDK_DISABLED=true`.
+pub fn logs_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, EnvError> {
+    signal_from_env(&env, &LOGS)
+}
+
+fn signal_from_env(
+    env: &impl Fn(&str) -> Option<String>,
+    signal: &Signal,
+) -> Result<Option<Otlp>, EnvError> {
     let var = |name: &str| {
         env(name)
             .map(|v| v.trim().to_string())
@@ -102,32 +190,37 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok(None);
     }
-    match var("OTEL_TRACES_EXPORTER").as_deref() {
-        None | Some("otlp") => {}
-        Some("none") => return Ok(None),
+    match var(signal.exporter).as_deref() {
+        None if signal.on_by_default => {}
+        None | Some("none") => return Ok(None),
+        Some("otlp") => {}
         Some(other) => {
             return Err(error(
-                "OTEL_TRACES_EXPORTER",
+                signal.exporter,
                 format!("'{other}' is not supported (use otlp or none)"),
             ))
         }
     }
-    let (endpoint_var, endpoint) = match (
-        var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-        var("OTEL_EXPORTER_OTLP_ENDPOINT"),
-    ) {
-        (Some(url), _) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url),
+    let (endpoint_var, endpoint) = match (var(signal.endpoint), var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    {
+        (Some(url), _) => (signal.endpoint, url),
         (None, Some(base)) => (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("{}/v1/traces", base.trim_end_matches('/')),
+            format!("{}{}", base.trim_end_matches('/'), signal.path),
         ),
-        (None, None) => return Ok(None),
+        (None, None) if signal.on_by_default => return Ok(None),
+        (None, None) => {
+            return Err(error(
+                signal.exporter,
+                format!(
+                    "otlp needs OTEL_EXPORTER_OTLP_ENDPOINT or {} (the collector's URL)",
+                    signal.endpoint
+                ),
+            ))
+        }
     };
     check_endpoint(&endpoint).map_err(|reason| error(endpoint_var, reason))?;
-    for name in [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
+    for name in [signal.protocol, "OTEL_EXPORTER_OTLP_PROTOCOL"] {
         if let Some(protocol) = var(name).filter(|p| p != "http/protobuf") {
             return Err(error(
                 name,
@@ -137,47 +230,43 @@ pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, En
     }
 
     let mut otlp = Otlp::to(&endpoint);
-    for name in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    ] {
+    // The signal's own headers, timeout and compression win over the general ones.
+    for name in ["OTEL_EXPORTER_OTLP_HEADERS", signal.headers] {
         let Some(text) = var(name) else { continue };
-        let name: &'static str = if name.contains("TRACES") {
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
-        } else {
-            "OTEL_EXPORTER_OTLP_HEADERS"
-        };
         for (key, value) in key_values(&text).map_err(|r| error(name, r))? {
             actix_web::http::header::HeaderName::try_from(key.as_str())
                 .map_err(|_| error(name, format!("'{key}' is not a header name")))?;
             actix_web::http::header::HeaderValue::try_from(value.as_str())
                 .map_err(|_| error(name, format!("the value of '{key}' is not a header value")))?;
-            // The signal's own headers win over the general ones.
             otlp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&key));
             otlp.headers.push((key, Secret::new(value)));
         }
     }
-    // The signal's own timeout wins over the general one.
-    for name in [
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    ] {
+    for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", signal.timeout] {
         if let Some(ms) = number(&var, name)? {
             otlp.timeout = Duration::from_millis(ms.max(1));
+        }
+    }
+    for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", signal.compression] {
+        if let Some(text) = var(name) {
+            otlp.compression = compression(&text).map_err(|r| error(name, r))?;
         }
     }
     if let Some(text) = var("OTEL_RESOURCE_ATTRIBUTES") {
         otlp.resource = key_values(&text).map_err(|r| error("OTEL_RESOURCE_ATTRIBUTES", r))?;
     }
     otlp.service_name = var("OTEL_SERVICE_NAME");
-    otlp.sampler = sampler(var("OTEL_TRACES_SAMPLER"), var("OTEL_TRACES_SAMPLER_ARG"))?;
-    if let Some(ms) = number(&var, "OTEL_BSP_SCHEDULE_DELAY")? {
+    if signal.on_by_default {
+        otlp.sampler = sampler(var("OTEL_TRACES_SAMPLER"), var("OTEL_TRACES_SAMPLER_ARG"))?;
+    }
+    otlp.schedule_delay = Duration::from_millis(signal.default_delay_ms);
+    if let Some(ms) = number(&var, signal.schedule_delay)? {
         otlp.schedule_delay = Duration::from_millis(ms.max(1));
     }
-    if let Some(n) = number(&var, "OTEL_BSP_MAX_QUEUE_SIZE")? {
+    if let Some(n) = number(&var, signal.max_queue)? {
         otlp.max_queue = (n as usize).clamp(1, 1 << 20);
     }
-    if let Some(n) = number(&var, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")? {
+    if let Some(n) = number(&var, signal.max_batch)? {
         otlp.max_batch = (n as usize).clamp(1, otlp.max_queue);
     }
     Ok(Some(otlp))
@@ -196,17 +285,23 @@ fn number(
     }
 }
 
-/// An http:// URL with a host: this build has no TLS client.
+/// `gzip` or `none` (the values the OTLP exporter specification defines).
+fn compression(text: &str) -> Result<Compression, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Compression::Gzip),
+        "none" => Ok(Compression::None),
+        _ => Err(format!("'{text}' is not supported (use gzip or none)")),
+    }
+}
+
+/// An http:// or https:// URL with a host.
 fn check_endpoint(url: &str) -> Result<(), String> {
     let uri: actix_web::http::Uri = url
         .parse()
         .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
     match (uri.scheme_str(), uri.host()) {
-        (Some("http"), Some(host)) if !host.is_empty() => Ok(()),
-        (Some("https"), _) => Err(format!(
-            "'{url}': https is not supported here; export to a collector's http:// endpoint (port 4318) and let it forward"
-        )),
-        _ => Err(format!("'{url}' is not an http:// URL")),
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
+        _ => Err(format!("'{url}' is not an http:// or https:// URL")),
     }
 }
 
@@ -274,7 +369,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        from_env(|name| map.get(name).cloned())
+        traces_from_env(|name| map.get(name).cloned())
     }
 
     #[test]
@@ -347,8 +442,22 @@ mod tests {
     fn unusable_values_name_their_variable() {
         let cases = [
             (
-                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")],
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://c:4318")],
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+                ],
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ),
+            (
+                vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+                ],
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             ),
             (
                 vec![
@@ -376,6 +485,137 @@ mod tests {
             let err = parse(&vars).unwrap_err();
             assert_eq!(err.var, expected, "{vars:?}: {}", err.reason);
         }
+    }
+
+    fn parse_logs(vars: &[(&str, &str)]) -> Result<Option<Otlp>, EnvError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        logs_from_env(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn https_endpoints_are_taken() {
+        let otlp = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(otlp.endpoint, "https://collector:4318/v1/traces");
+    }
+
+    #[test]
+    fn compression_is_gzip_or_none_and_the_signal_variable_wins() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        let unset = parse(&[base]).unwrap().unwrap();
+        assert_eq!(unset.compression, Compression::None);
+        let gzip = parse(&[base, ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(gzip.compression, Compression::Gzip);
+        let traces_plain = parse(&[
+            base,
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(traces_plain.compression, Compression::None);
+        let logs_gzip = parse_logs(&[
+            base,
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "GZIP"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(logs_gzip.compression, Compression::Gzip);
+        let err = parse_logs(&[
+            base,
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "deflate"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION");
+        assert!(err.reason.contains("deflate"), "{}", err.reason);
+    }
+
+    #[test]
+    fn logs_are_exported_only_when_asked_for() {
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/");
+        assert!(parse_logs(&[base]).unwrap().is_none());
+        assert!(parse_logs(&[base, ("OTEL_LOGS_EXPORTER", "none")])
+            .unwrap()
+            .is_none());
+        assert!(parse_logs(&[
+            base,
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_SDK_DISABLED", "true")
+        ])
+        .unwrap()
+        .is_none());
+        let err = parse_logs(&[base, ("OTEL_LOGS_EXPORTER", "console")]).unwrap_err();
+        assert_eq!(err.var, "OTEL_LOGS_EXPORTER");
+        let err = parse_logs(&[("OTEL_LOGS_EXPORTER", "otlp")]).unwrap_err();
+        assert_eq!(err.var, "OTEL_LOGS_EXPORTER");
+        assert!(
+            err.reason.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "{}",
+            err.reason
+        );
+        // Log export does not depend on span export.
+        let logs = parse_logs(&[
+            base,
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(logs.endpoint, "http://c:4318/v1/logs");
+        assert_eq!(logs.schedule_delay, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn log_settings_take_their_own_endpoint_headers_and_batching() {
+        let logs = parse_logs(&[
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "https://logs:443/ingest",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k,x-team=shop"),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-team=logs"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=traces"),
+            ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "2500"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "9999"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(logs.endpoint, "https://logs:443/ingest");
+        let headers: Vec<_> = logs
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("x-api-key", "k"), ("x-team", "logs")]);
+        assert_eq!(logs.timeout, Duration::from_millis(2500));
+        assert_eq!(logs.schedule_delay, Duration::from_millis(50));
+        assert_eq!((logs.max_queue, logs.max_batch), (100, 100));
+        let err = parse_logs(&[
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "logs:4318"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT");
+        let err = parse_logs(&[
+            ("OTEL_LOGS_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL");
     }
 
     #[test]

@@ -229,7 +229,8 @@ impl Call {
                     Outcome::Status(code) => status_class(code),
                     _ => "error",
                 };
-                metrics.observe_upstream(target, self.operation, status, elapsed);
+                let exemplar = current.recording.then_some(&current.trace.trace_id);
+                metrics.observe_upstream(target, self.operation, status, elapsed, exemplar);
             }
             Peer::Redis | Peer::Postgres => {
                 let result = match outcome {

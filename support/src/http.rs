@@ -60,7 +60,9 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
+            // OpenMetrics puts an exemplar after the value: ` # {trace_id="..."} 0.01`.
+            let sample = line.split_once(" # ").map_or(line, |(sample, _)| sample);
+            let (series, value) = sample.rsplit_once(' ')?;
             let (metric, rest) = match series.split_once('{') {
                 Some((m, rest)) => (m, rest.trim_end_matches('}')),
                 None => (series, ""),

@@ -10,8 +10,10 @@
 //!            PID files, processes left running and found again)
 //! http       replies read whole, raw HTTP byte for byte, Prometheus samples
 //! stub       small HTTP servers a test controls, standing in for upstreams
-//! otlp       the one OTLP receiver: decodes the spans the shop exports, which a test
-//!            keeps and a tool (`cargo xtask otlp-sink`) counts
+//! otlp       the one OTLP receiver: decodes the spans and log records the shop exports
+//!            (plain or gzipped, over http or https), which a test keeps and a tool
+//!            (`cargo xtask otlp-sink`) counts
+//! tls        a private CA made per test, and HTTPS servers presenting its certificate
 //! stores     real Redis and PostgreSQL: the shared servers, private ones, fresh databases
 //! ports      the one way to pick a free port
 //! ```
@@ -23,3 +25,4 @@ pub mod processes;
 pub mod shop;
 pub mod stores;
 pub mod stub;
+pub mod tls;

@@ -61,7 +61,10 @@ async fn every_role_is_ready_and_shows_its_checks() {
     let app = spawn_app().await;
     let expected: [(Role, &[&str]); 7] = [
         (Role::WebGateway, &["api-gateway", "session-data"]),
-        (Role::ApiGateway, &[]),
+        (
+            Role::ApiGateway,
+            &["cart", "checkout", "content", "payment", "product"],
+        ),
         (Role::Cart, &["cart-data"]),
         (Role::Checkout, &["api-gateway"]),
         (Role::Content, &[]),
@@ -119,7 +122,7 @@ async fn a_dependency_that_is_down_makes_readyz_503_naming_it() {
 }
 
 #[actix_web::test]
-async fn metrics_are_prometheus_text() {
+async fn metrics_are_openmetrics_text_without_target_labels() {
     let app = spawn_app().await;
     // Traffic through every role first, so that each has histograms to show.
     let session = app.session().await;
@@ -138,30 +141,44 @@ async fn metrics_are_prometheus_text() {
         assert_eq!(reply.status, StatusCode::OK);
         let content_type = reply.header("content-type").unwrap_or_default();
         assert!(
-            content_type.starts_with("text/plain"),
+            content_type.starts_with("application/openmetrics-text; version=1.0.0"),
             "{role}: {content_type}"
         );
         let text = String::from_utf8(reply.body.to_vec()).unwrap();
-        assert!(
-            text.contains("# TYPE http_server_requests_total counter"),
-            "{role}"
-        );
-        assert!(
-            text.contains("# TYPE http_server_request_duration_seconds histogram"),
-            "{role}"
-        );
+        for family in [
+            "# TYPE http_server_requests counter",
+            "# TYPE http_server_request_duration_seconds histogram",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_cpu_seconds counter",
+        ] {
+            assert!(text.contains(family), "{role}: {family}");
+        }
         check_exposition(role, &text);
     }
 }
 
-/// The text exposition format's rules, as Prometheus parses it: every sample belongs to
-/// a family declared by `# TYPE` before it, labels are `name="value"` pairs, values are
-/// numbers, and each histogram's buckets are cumulative up to `+Inf` = `_count`.
+/// Labels Prometheus or its Operator set on every scraped series: a series of the shop's
+/// own with one of them would be renamed (`exported_service`...).
+const TARGET_LABELS: [&str; 7] = [
+    "service",
+    "job",
+    "instance",
+    "pod",
+    "namespace",
+    "container",
+    "endpoint",
+];
+
+/// The OpenMetrics rules, as Prometheus parses them: every sample belongs to a family
+/// declared by `# TYPE` before it, labels are `name="value"` pairs and never a target's,
+/// values are numbers, each histogram's buckets are cumulative up to `+Inf` = `_count`,
+/// and `# EOF` ends it.
 fn check_exposition(role: Role, text: &str) {
     let mut types: HashMap<String, String> = HashMap::new();
     let mut buckets: HashMap<String, Vec<f64>> = HashMap::new();
     let mut counts: HashMap<String, f64> = HashMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
+    assert!(text.ends_with("# EOF\n"), "{role}: no # EOF at the end");
+    for line in text.lines().filter(|l| !l.is_empty() && *l != "# EOF") {
         if let Some(declared) = line.strip_prefix("# TYPE ") {
             let (name, kind) = declared.split_once(' ').unwrap();
             assert!(
@@ -171,15 +188,17 @@ fn check_exposition(role: Role, text: &str) {
             types.insert(name.to_string(), kind.to_string());
             continue;
         }
-        if line.starts_with("# HELP ") {
+        if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap();
+        // An exemplar follows ` # `; the sample is what precedes it.
+        let sample = line.split_once(" # ").map_or(line, |(sample, _)| sample);
+        let (series, value) = sample.rsplit_once(' ').unwrap();
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("{role}: {line}"));
-        let (name, labels) = series
-            .strip_suffix('}')
-            .and_then(|s| s.split_once('{'))
-            .unwrap_or_else(|| panic!("{role}: no labels: {line}"));
+        let (name, labels) = match series.strip_suffix('}').and_then(|s| s.split_once('{')) {
+            Some((name, labels)) => (name, labels),
+            None => (series, ""),
+        };
         let mut pairs = Vec::new();
         let mut rest = labels;
         while !rest.is_empty() {
@@ -195,13 +214,15 @@ fn check_exposition(role: Role, text: &str) {
             rest = after[end + 1..].trim_start_matches(',');
         }
         assert!(
-            pairs.contains(&("service".to_string(), role.as_str().to_string())),
-            "{role}: {line}"
+            pairs
+                .iter()
+                .all(|(k, _)| !TARGET_LABELS.contains(&k.as_str())),
+            "{role}: a target's label: {line}"
         );
-        let family = ["_bucket", "_sum", "_count"]
+        let family = ["_bucket", "_sum", "_count", "_total"]
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))
-            .filter(|base| types.get(*base).map(String::as_str) == Some("histogram"))
+            .filter(|base| types.contains_key(*base))
             .unwrap_or(name);
         assert!(
             types.contains_key(family),

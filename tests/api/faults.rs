@@ -213,8 +213,21 @@ async fn cart_data_outage_makes_carts_unavailable_until_switched_off_losing_noth
         .await;
     let write = app.put_line(&session, SWEET_TEA, 5).await;
     let ready = app.get(&app.url(Role::Cart, "/readyz")).await;
+    let store_up = || {
+        app.metric(
+            Role::Cart,
+            "ecommerce_dependency_up",
+            &[("dependency", "cart-data")],
+        )
+    };
+    let up_during = store_up().await;
     app.switch_faults(Role::Cart, &[]).await;
 
+    assert_eq!(
+        up_during, 0.0,
+        "the outage shows on the cart's dependency gauge"
+    );
+    assert_eq!(store_up().await, 1.0);
     assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(read.reason().contains("cart-data"), "{}", read.reason());
     assert_eq!(write.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -661,3 +661,41 @@ async fn a_slow_upstream_is_504_not_a_hung_request() {
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     }
 }
+
+#[actix_web::test]
+async fn every_dependency_is_up_in_metrics_and_a_dead_upstream_is_down_without_unreadiness() {
+    let port = free_port();
+    let app = spawn_with(|settings| {
+        settings
+            .upstreams
+            .insert(Role::Cart, format!("http://127.0.0.1:{port}"));
+    })
+    .await;
+    let up = |text: &str, dependency| {
+        support::http::metric_value(
+            text,
+            "ecommerce_dependency_up",
+            &[("dependency", dependency)],
+        )
+    };
+
+    let gateway = app.metrics(Role::ApiGateway).await;
+    let web = app.metrics(Role::WebGateway).await;
+    let checkout = app.metrics(Role::Checkout).await;
+    let ready = app.get(&app.url(Role::ApiGateway, "/readyz")).await;
+
+    for upstream in ["checkout", "content", "payment", "product"] {
+        assert_eq!(up(&gateway, upstream), 1.0, "{upstream}: {gateway}");
+    }
+    assert_eq!(up(&gateway, "cart"), 0.0, "{gateway}");
+    assert_eq!(up(&web, "api-gateway"), 1.0, "{web}");
+    assert_eq!(up(&web, "session-data"), 1.0, "{web}");
+    assert_eq!(up(&checkout, "api-gateway"), 1.0, "{checkout}");
+    // One upstream down is that upstream's routes failing (502), not the whole
+    // api-gateway leaving its Service.
+    assert_eq!(ready.status, StatusCode::OK);
+    assert!(ready.json()["checks"]["cart"]
+        .as_str()
+        .unwrap()
+        .starts_with("down"));
+}

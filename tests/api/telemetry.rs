@@ -313,3 +313,86 @@ async fn exported_spans_are_counted_in_metrics() {
     assert!(spans("exported") >= 1.0, "{metrics}");
     assert_eq!(spans("dropped"), 0.0);
 }
+
+/// The Python interpreter with `prometheus_client` (the test command provides one).
+fn python() -> String {
+    std::env::var("ECOMMERCE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// What the reference OpenMetrics parser makes of `text`: `{"families": {name: type},
+/// "exemplar_trace_ids": [...]}`.
+fn parse_openmetrics(text: &str) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/metrics/parse_openmetrics.py"
+    );
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'prometheus_client'"),
+        "the OpenMetrics check needs the Prometheus Python client: `pip install prometheus-client`, or ECOMMERCE_TEST_PYTHON naming a Python that has it (scripts/test.sh makes one)"
+    );
+    assert!(out.status.success(), "{stderr}\n{text}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[actix_web::test]
+async fn latency_exemplars_name_exported_traces_and_parse_as_openmetrics() {
+    let receiver = Receiver::start();
+    let app = traced_shop(&receiver, &[]).await;
+    let (trace_id, _, traceparent) = caller();
+
+    assert_eq!(search_as(&app, &traceparent).await.status, StatusCode::OK);
+    let spans = receiver
+        .trace(&trace_id, Duration::from_secs(15), |s| {
+            s.iter().filter(|s| s.is_server()).count() >= 3
+        })
+        .await;
+
+    assert!(spans.iter().any(|s| s.service == "product"), "{spans:?}");
+    // The product's request histogram and the api-gateway's call histogram each keep
+    // the search's trace as an exemplar, and the reference parser reads both.
+    for (role, family) in [
+        (Role::Product, "http_server_request_duration_seconds"),
+        (Role::ApiGateway, "http_client_request_duration_seconds"),
+    ] {
+        let text = app.metrics(role).await;
+        let parsed = parse_openmetrics(&text);
+        assert_eq!(parsed["families"][family], "histogram", "{role}: {parsed}");
+        assert_eq!(
+            parsed["families"]["process_resident_memory_bytes"], "gauge",
+            "{role}"
+        );
+        let exemplars: Vec<&str> = parsed["exemplar_trace_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(
+            exemplars.contains(&trace_id.as_str()),
+            "{role}: {exemplars:?}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{family}_bucket"))
+                    && l.contains(&format!("# {{trace_id=\"{trace_id}\"}}"))),
+            "{role}: {text}"
+        );
+    }
+}

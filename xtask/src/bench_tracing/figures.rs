@@ -653,12 +653,14 @@ mod tests {
     #[test]
     fn metrics_give_searches_served_and_spans_by_outcome() {
         let text = "\
-# TYPE http_server_requests_total counter
-http_server_requests_total{service=\"product\",method=\"POST\",route=\"/search\",status=\"200\",status_class=\"2xx\"} 1001
-http_server_requests_total{service=\"product\",method=\"GET\",route=\"/metrics\",status=\"200\",status_class=\"2xx\"} 7
-http_server_requests_total{service=\"product\",method=\"GET\",route=\"/\",status=\"200\",status_class=\"2xx\"} 1
-ecommerce_telemetry_spans_total{service=\"product\",outcome=\"exported\"} 2001
-ecommerce_telemetry_spans_total{service=\"product\",outcome=\"dropped\"} 2
+# TYPE http_server_requests counter
+http_server_requests_total{method=\"POST\",route=\"/search\",status=\"200\",status_class=\"2xx\"} 1001
+http_server_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\",status_class=\"2xx\"} 7
+http_server_requests_total{method=\"GET\",route=\"/\",status=\"200\",status_class=\"2xx\"} 1
+# TYPE ecommerce_telemetry_spans counter
+ecommerce_telemetry_spans_total{outcome=\"exported\"} 2001.0
+ecommerce_telemetry_spans_total{outcome=\"dropped\"} 2.0
+# EOF
 ";
         let c = Counted::of_metrics(text);
         assert_eq!(
