@@ -140,7 +140,7 @@ fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
         .expect("the binary starts");
     let child = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !healthy(&address) {
+    while !support::http::answers_healthz(&address) {
         assert!(Instant::now() < deadline, "payment did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -277,19 +277,6 @@ fn help_lists_every_option_with_its_environment_twin() {
     );
 }
 
-/// Whether `address` answers `GET /healthz` with 200.
-fn healthy(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = "GET /healthz HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
-}
-
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     let address = format!("127.0.0.1:{}", free_port());
@@ -308,7 +295,7 @@ fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     .expect("the binary starts");
     let mut child = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !healthy(&address) {
+    while !support::http::answers_healthz(&address) {
         assert!(Instant::now() < deadline, "payment did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -358,7 +345,10 @@ fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"message\":\"success\""), "{answer}");
     assert_eq!(status.code(), Some(0), "{status:?}");
-    assert!(!healthy(&address), "still serving after exit");
+    assert!(
+        !support::http::answers_healthz(&address),
+        "still serving after exit"
+    );
 }
 
 /// Starts `ecommerce serve <args>` at `address` with its log (stderr) kept, once healthy.
@@ -373,7 +363,7 @@ fn serve_logging(address: &str, args: &[&str]) -> ChildGuard {
         .expect("the binary starts");
     let child = ChildGuard(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !healthy(address) {
+    while !support::http::answers_healthz(address) {
         assert!(Instant::now() < deadline, "{args:?} did not start");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -67,7 +67,7 @@ impl Shop {
             log,
         };
         let deadline = Instant::now() + WITHIN;
-        while !healthy(address) {
+        while !support::http::answers_healthz(address) {
             assert!(
                 Instant::now() < deadline,
                 "{args:?} did not start:\n{}",
@@ -127,19 +127,6 @@ impl Drop for Shop {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Whether `address` answers `GET /healthz` with 200.
-fn healthy(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = "GET /healthz HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
 }
 
 fn local_address() -> String {
@@ -278,7 +265,7 @@ async fn without_the_ca_https_export_fails_with_one_warning_and_the_shop_keeps_s
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(shop.lines_with("export failed", 2).await.len(), 2);
     assert!(receiver.arrivals().is_empty(), "{:?}", receiver.arrivals());
-    assert!(healthy(&shop.address));
+    assert!(support::http::answers_healthz(&shop.address));
 }
 
 /// A base port whose `offsets` are all free (several roles listen there).

@@ -9,12 +9,13 @@ use std::sync::atomic::AtomicU64;
 
 use actix_web::http::StatusCode;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::Registry;
 
 /// The content type of `/metrics`: the crate writes OpenMetrics only, which every
@@ -269,19 +270,9 @@ impl Scrape<'_> {
         help: &'static str,
         rows: impl IntoIterator<Item = (Labels, f64)>,
     ) {
-        let rows: Vec<(Labels, f64)> = rows.into_iter().collect();
-        if let [(labels, value)] = rows.as_slice() {
-            if labels.is_empty() {
-                let gauge = FloatGauge::default();
-                gauge.set(*value);
-                return self.registry.register(name, help_text(help), gauge);
-            }
-        }
-        let family = Family::<Labels, FloatGauge>::default();
-        for (labels, value) in rows {
-            family.get_or_create(&labels).set(value);
-        }
-        self.registry.register(name, help_text(help), family);
+        self.rows::<FloatGauge>(name, help, rows, |gauge, value| {
+            gauge.set(value);
+        });
     }
 
     /// A counter (`name` ends in `_total`) whose totals are kept elsewhere.
@@ -291,22 +282,35 @@ impl Scrape<'_> {
         help: &'static str,
         rows: impl IntoIterator<Item = (Labels, f64)>,
     ) {
+        self.rows::<FloatCounter>(counter_name(name), help, rows, |counter, value| {
+            counter.inc_by(value);
+        });
+    }
+
+    /// Registers a metric of type `M` whose series are `rows`, each given its value by
+    /// `set`: one row without labels is a plain metric (no `{}` in the text).
+    fn rows<M>(
+        &mut self,
+        name: &str,
+        help: &str,
+        rows: impl IntoIterator<Item = (Labels, f64)>,
+        set: fn(&M, f64),
+    ) where
+        M: EncodeMetric + TypedMetric + Default + Clone + std::fmt::Debug + Send + Sync + 'static,
+    {
         let rows: Vec<(Labels, f64)> = rows.into_iter().collect();
         if let [(labels, value)] = rows.as_slice() {
             if labels.is_empty() {
-                let counter = FloatCounter::default();
-                counter.inc_by(*value);
-                return self
-                    .registry
-                    .register(counter_name(name), help_text(help), counter);
+                let metric = M::default();
+                set(&metric, *value);
+                return self.registry.register(name, help_text(help), metric);
             }
         }
-        let family = Family::<Labels, FloatCounter>::default();
+        let family = Family::<Labels, M>::default();
         for (labels, value) in rows {
-            family.get_or_create(&labels).inc_by(value);
+            set(&family.get_or_create(&labels), value);
         }
-        self.registry
-            .register(counter_name(name), help_text(help), family);
+        self.registry.register(name, help_text(help), family);
     }
 }
 

@@ -147,3 +147,17 @@ fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
         bytes = &bytes[end + 2 + size + 2..];
     }
 }
+
+/// Whether `address` answers `GET /healthz` with 200 (blocking; a second at most).
+pub fn answers_healthz(address: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let request = "GET /healthz HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
+    let mut answer = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}

@@ -579,8 +579,8 @@ async fn hop_by_hop_headers_are_not_forwarded() {
     }
 }
 
-#[actix_web::test]
-async fn a_dead_upstream_is_502_with_a_json_reason_and_no_address() {
+/// The shop with its api-gateway sending cart calls to a port nobody listens on.
+async fn shop_with_a_dead_cart() -> (TestApp, u16) {
     let port = free_port();
     let app = spawn_with(|settings| {
         settings
@@ -588,6 +588,12 @@ async fn a_dead_upstream_is_502_with_a_json_reason_and_no_address() {
             .insert(Role::Cart, format!("http://127.0.0.1:{port}"));
     })
     .await;
+    (app, port)
+}
+
+#[actix_web::test]
+async fn a_dead_upstream_is_502_with_a_json_reason_and_no_address() {
+    let (app, port) = shop_with_a_dead_cart().await;
     let session = app.session().await;
 
     let started = Instant::now();
@@ -664,13 +670,7 @@ async fn a_slow_upstream_is_504_not_a_hung_request() {
 
 #[actix_web::test]
 async fn every_dependency_is_up_in_metrics_and_a_dead_upstream_is_down_without_unreadiness() {
-    let port = free_port();
-    let app = spawn_with(|settings| {
-        settings
-            .upstreams
-            .insert(Role::Cart, format!("http://127.0.0.1:{port}"));
-    })
-    .await;
+    let (app, _) = shop_with_a_dead_cart().await;
     let up = |text: &str, dependency| {
         support::http::metric_value(
             text,

@@ -15,6 +15,7 @@ mod shop;
 mod stores;
 mod tools;
 mod topology;
+mod watch;
 mod wrk;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,8 @@ enum Command {
     BenchTracing(bench_tracing::Args),
     /// Two builds of the shop in turn, medians of each.
     BenchAb(bench_ab::Args),
+    /// The topology with a local Prometheus on the chart's rules; --check tests them.
+    Watch(watch::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::BenchTracing(args) => bench_tracing::run(args),
         Command::BenchAb(args) => bench_ab::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,7 +42,7 @@ use ecommerce::role::Role;
 use support::processes::{self, Output, PidFiles, Topology};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-mod config;
+pub(crate) mod config;
 
 use crate::stores;
 use config::{Common, ConfigError, Launch, State, Stores};
@@ -498,20 +498,20 @@ fn warn(message: impl fmt::Display) {
 
 /// SIGINT and SIGTERM, handled from the start: neither ends this process before it has
 /// stopped what it started.
-struct Signals {
+pub(crate) struct Signals {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl Signals {
-    fn new() -> io::Result<Signals> {
+    pub(crate) fn new() -> io::Result<Signals> {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
