@@ -28,6 +28,41 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the product-data schema and load the catalog (idempotent).
     Migrate(MigrateArgs),
+    /// The whole shop's live fault state (`--fault-state`).
+    #[command(subcommand)]
+    Faults(FaultsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultsCommand {
+    /// Write the desired fault state: the whole list of faults (what it names is on, the
+    /// rest off), when it switches itself off, and the synthetic traffic level. Every
+    /// process following the state applies it within 2 s.
+    Set(FaultsSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FaultsSetArgs {
+    /// Where the shop's fault state lives: redis://host:port/db.
+    #[arg(long, env = "ECOMMERCE_FAULT_STATE")]
+    pub fault_state: String,
+
+    /// The faults to have on, NAME[=VALUE] each (`bind-localhost` is decided at start and
+    /// cannot be set here).
+    #[arg(env = "ECOMMERCE_FAULTS", value_delimiter = ',')]
+    pub faults: Vec<String>,
+
+    /// Switch the faults off again after this long (30s, 10m, 1h30m).
+    #[arg(long = "for", env = "ECOMMERCE_FAULTS_FOR", value_name = "DURATION")]
+    pub for_: Option<String>,
+
+    /// The synthetic traffic level: 1 the normal load, 0 idle, up to 10.
+    #[arg(long, env = "ECOMMERCE_TRAFFIC_LEVEL", default_value_t = 1.0)]
+    pub traffic_level: f64,
+
+    /// How long to keep trying while the fault state does not answer, in seconds.
+    #[arg(long, env = "ECOMMERCE_FAULT_STATE_WAIT_SECS", default_value_t = 60)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +145,11 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <token>`); absent: run-time switching is off.
     #[arg(long, env = "ECOMMERCE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Where the whole shop's live fault state lives (redis://host:port/db): this process
+    /// follows it (within 2 s) instead of keeping its own faults; absent: its own only.
+    #[arg(long, env = "ECOMMERCE_FAULT_STATE", value_parser = parse_fault_state)]
+    pub fault_state: Option<String>,
 
     /// Carts expire this long after their last use.
     #[arg(long, env = "ECOMMERCE_CART_TTL_SECS", default_value_t = 24 * 3600)]
@@ -227,6 +267,9 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
     if let Some(token) = &settings.admin_token {
         option("--admin-token", token.expose().into());
     }
+    if let Some(url) = &settings.fault_state {
+        option("--fault-state", url.clone());
+    }
     if let Some(source) = &settings.content_source {
         option("--content-source", source.clone());
     }
@@ -297,6 +340,18 @@ fn addresses(roles: &[Role], host: &str, port: u16) -> BTreeMap<Role, String> {
         .collect()
 }
 
+/// A fault state's URL: `redis://` or `rediss://`.
+pub fn parse_fault_state(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if (text.starts_with("redis://") || text.starts_with("rediss://"))
+        && redis::parse_redis_url(text).is_some()
+    {
+        Ok(text.to_string())
+    } else {
+        Err(format!("'{text}' is not a redis://host:port/db URL"))
+    }
+}
+
 /// Bad configuration: the option to fix and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{option}: {reason}")]
@@ -356,6 +411,7 @@ impl ServeArgs {
             .filter(|path| !path.trim().is_empty())
             .map(std::path::PathBuf::from);
         settings.admin_token = self.admin_token.filter(|t| !t.is_empty()).map(Secret::new);
+        settings.fault_state = self.fault_state;
 
         settings.api_gateway_url = self.api_gateway_url;
         settings.cart_data = self.cart_data;

@@ -34,6 +34,9 @@ pub struct Settings {
     pub faults: Faults,
     /// Allows `PUT /faults`; `None` keeps the faults as started.
     pub admin_token: Option<Secret>,
+    /// Where the whole shop's live fault state lives (`redis://...`); `None`: this
+    /// process's own faults only.
+    pub fault_state: Option<String>,
     /// Where spans are exported (from the standard `OTEL_*` variables); `None`: nowhere.
     pub otlp: Option<crate::telemetry::settings::Otlp>,
     /// Where log lines are exported as OTLP log records (`OTEL_LOGS_EXPORTER=otlp`);
@@ -76,6 +79,7 @@ impl Settings {
             payment_delay: DelayRange::DEFAULT,
             faults: Faults::default(),
             admin_token: None,
+            fault_state: None,
             otlp: None,
             otlp_logs: None,
             ca_file: None,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecommerce::cli::{Cli, Command, MigrateArgs};
+use ecommerce::cli::{Cli, Command, FaultsCommand, FaultsSetArgs, MigrateArgs};
 use ecommerce::startup::Application;
 use ecommerce::stores::StoreUrl;
 
@@ -48,7 +48,75 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Faults(FaultsCommand::Set(args)) => match set_faults(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
+}
+
+/// Writes the shop's desired fault state, trying for `--wait` seconds while it does not
+/// answer (a Helm hook may run before Redis is ready).
+fn set_faults(args: FaultsSetArgs) -> Result<(), String> {
+    use ecommerce::faults::shared::{self, Control, TRAFFIC_LEVELS};
+    use ecommerce::faults::{FaultSwitch, Faults};
+    use std::time::{Duration, Instant};
+
+    let url = ecommerce::cli::parse_fault_state(&args.fault_state)
+        .map_err(|e| format!("--fault-state: {e}"))?;
+    let faults: Vec<String> = args
+        .faults
+        .iter()
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect();
+    shared::check_faults(&faults).map_err(|e| format!("FAULT: {e}"))?;
+    let for_ = args
+        .for_
+        .as_deref()
+        .map(shared::parse_duration)
+        .transpose()
+        .map_err(|e| format!("--for: {e}"))?;
+    if !TRAFFIC_LEVELS.contains(&args.traffic_level) {
+        return Err(format!(
+            "--traffic-level: {} is not from 0 to 10",
+            args.traffic_level
+        ));
+    }
+    let switch = std::sync::Arc::new(FaultSwitch::new(Faults::default()));
+    let control = Control::shared(&url, switch, Faults::default(), "faults-set".into())
+        .map_err(|e| format!("--fault-state: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    runtime.block_on(async {
+        loop {
+            let written = control
+                .change(|state| {
+                    state.faults = faults.clone();
+                    state.until_ms = for_.map(|d| shared::now_ms() + d.as_millis() as u64);
+                    state.scenario = None;
+                    state.traffic_level = args.traffic_level;
+                })
+                .await;
+            match written {
+                Ok((version, _)) => {
+                    log::info!(
+                        "msg=\"fault state written\" version={version} faults={:?} traffic_level={}",
+                        faults.join(","),
+                        args.traffic_level
+                    );
+                    return Ok(());
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("--fault-state: {e} (tried for {} s)", args.wait))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    })
 }
 
 /// Loads the catalog (built in, or `--catalog`) into product-data.

@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::{Secret, Settings};
 use crate::domain::SessionSigner;
+use crate::faults::shared::Control;
 use crate::faults::FaultSwitch;
 use crate::http::body::CLIENT_REQUEST_TIMEOUT;
 use crate::http::client::SERVER_KEEP_ALIVE;
@@ -48,6 +49,8 @@ pub enum StartupError {
 pub struct Application {
     servers: Vec<Running>,
     telemetry: Arc<Telemetry>,
+    /// Follows the fault state while the servers run.
+    follower: actix_web::rt::task::JoinHandle<()>,
 }
 
 struct Running {
@@ -75,6 +78,13 @@ impl Application {
             .collect();
         let wiring = Wiring::resolve(&settings, &addresses);
         let shared = Arc::new(Shared::build(&settings, wiring)?);
+        // A process starts with the shop's current faults (one read, a second at most
+        // when the state does not answer); then timed faults, scenario steps and changes
+        // made elsewhere arrive by the follower's polling.
+        if shared.fault_control.is_shared() {
+            shared.fault_control.poll_once().await;
+        }
+        let follower = actix_web::rt::spawn(shared.fault_control.clone().follow());
         let telemetry = shared.telemetry.clone();
         let mut servers = Vec::new();
         let contexts: BTreeMap<Role, web::Data<RoleContext>> = settings
@@ -107,7 +117,11 @@ impl Application {
                 task: actix_web::rt::spawn(server),
             });
         }
-        Ok(Application { servers, telemetry })
+        Ok(Application {
+            servers,
+            telemetry,
+            follower,
+        })
     }
 
     /// Where `role` listens (with port 0 resolved).
@@ -148,6 +162,7 @@ impl Application {
                 .await
                 .map_err(|e| std::io::Error::other(format!("{} stopped: {e}", running.role)))??;
         }
+        self.follower.abort();
         // The spans of the last requests, so that a rollout leaves no hole in traces.
         self.telemetry.flush(Duration::from_secs(2)).await;
         Ok(())
@@ -282,6 +297,7 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 struct Shared {
     wiring: Wiring,
     faults: Arc<FaultSwitch>,
+    fault_control: Arc<Control>,
     telemetry: Arc<Telemetry>,
     admin_token: Option<Secret>,
     carts: Option<CartStore>,
@@ -325,6 +341,7 @@ impl Shared {
     fn context(&self, role: Role) -> web::Data<RoleContext> {
         web::Data::new(RoleContext {
             admin_token: self.admin_token.clone(),
+            fault_control: self.fault_control.clone(),
             ..RoleContext::new(role, self.faults.clone(), self.telemetry.tracer(role))
         })
     }
@@ -365,9 +382,25 @@ impl Shared {
             option: "OTEL_EXPORTER_OTLP_ENDPOINT",
             reason: format!("cannot start the span or log exporter: {e}"),
         })?;
+        let faults = Arc::new(FaultSwitch::new(settings.faults.clone()));
+        let service = settings
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let fault_control = Arc::new(match &settings.fault_state {
+            Some(url) => Control::shared(url, faults.clone(), settings.faults.clone(), service)
+                .map_err(|reason| StartupError::Config {
+                    option: "--fault-state",
+                    reason,
+                })?,
+            None => Control::local(faults.clone(), settings.faults.clone(), service),
+        });
         Ok(Shared {
             wiring,
-            faults: Arc::new(FaultSwitch::new(settings.faults.clone())),
+            faults,
+            fault_control,
             telemetry: Arc::new(telemetry),
             admin_token: settings.admin_token.clone(),
             carts,

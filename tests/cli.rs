@@ -466,3 +466,76 @@ fn a_5xx_log_line_shows_the_cause_chain_and_the_client_a_short_reason() {
     );
     assert!(line.to_lowercase().contains("refused"), "{line}");
 }
+
+#[test]
+fn faults_set_writes_the_state_every_process_follows() {
+    let state = support::stores::RedisServer::primary();
+    let url = format!("{}/0", state.url());
+
+    let output = run_to_exit(ecommerce(&[
+        "faults",
+        "set",
+        "--fault-state",
+        &url,
+        "--for",
+        "10m",
+        "--traffic-level",
+        "3",
+        "payment-failure=0.5",
+        "basic-bug",
+    ]));
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (version, written) = runtime.block_on(async {
+        use ecommerce::faults::{shared::Control, FaultSwitch, Faults};
+        let switch = std::sync::Arc::new(FaultSwitch::new(Faults::default()));
+        let control = Control::shared(&url, switch, Faults::default(), "test".into()).unwrap();
+        control.read().await.unwrap()
+    });
+    assert_eq!(version, 1);
+    assert_eq!(written.faults, ["payment-failure=0.5", "basic-bug"]);
+    assert_eq!(written.traffic_level, 3.0);
+    let until = written.until_ms.expect("an end");
+    let in_ten_minutes = ecommerce::faults::shared::now_ms() + 600_000;
+    assert!(until.abs_diff(in_ten_minutes) < 10_000, "{until}");
+}
+
+#[test]
+fn unusable_fault_states_exit_non_zero_with_one_line_naming_the_option() {
+    let nobody = format!("redis://127.0.0.1:{}/0", free_port());
+    let unreachable = run_to_exit(ecommerce(&[
+        "faults",
+        "set",
+        "--fault-state",
+        &nobody,
+        "--wait",
+        "1",
+        "basic-bug",
+    ]));
+    let live_bind = run_to_exit(ecommerce(&[
+        "faults",
+        "set",
+        "--fault-state",
+        &nobody,
+        "bind-localhost",
+    ]));
+    let not_redis = run_to_exit(ecommerce(&[
+        "serve",
+        "--role",
+        "cart",
+        "--fault-state",
+        "http://state:6379",
+    ]));
+
+    assert_one_line_naming(&unreachable, "--fault-state");
+    assert_one_line_naming(&live_bind, "bind-localhost");
+    assert_one_line_naming(&not_redis, "--fault-state");
+}

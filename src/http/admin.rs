@@ -86,15 +86,39 @@ async fn switch(
     ctx: web::Data<RoleContext>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(token) = &ctx.admin_token else {
-        return Err(ApiError::Forbidden(
+    authorize(&req, &ctx, || {
+        ApiError::Forbidden(
             "Switching faults at run time is off: no admin token is configured (--admin-token)"
                 .into(),
-        ));
+        )
+    })?;
+    let request: Switch = body::json(payload).await?;
+    let faults = Faults::parse(&request.faults).map_err(ApiError::Validation)?;
+    ctx.faults.replace(faults).map_err(ApiError::Conflict)?;
+    let active = ctx.faults.get().active();
+    log::warn!(
+        "msg=\"faults switched\" service={} faults={:?}",
+        ctx.role,
+        active.join(",")
+    );
+    Ok(HttpResponse::Ok().json(json!({
+        "service": ctx.role.as_str(),
+        "faults": active,
+        "switchable": true,
+    })))
+}
+
+/// Lets the request through when it carries the admin token; `no_token` is the answer
+/// when none is configured. Wrong tokens count against the client's address.
+pub fn authorize(
+    req: &HttpRequest,
+    ctx: &RoleContext,
+    no_token: impl FnOnce() -> ApiError,
+) -> Result<(), ApiError> {
+    let Some(token) = &ctx.admin_token else {
+        return Err(no_token());
     };
-    let client = req
-        .peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let client = client_of(req);
     let now = Instant::now();
     if let Some(retry_after) = ctx.admin_guesses.locked(client, now) {
         return Err(ApiError::TooManyRequests {
@@ -121,20 +145,13 @@ async fn switch(
             "The admin token is not valid".into(),
         ));
     }
-    let request: Switch = body::json(payload).await?;
-    let faults = Faults::parse(&request.faults).map_err(ApiError::Validation)?;
-    ctx.faults.replace(faults).map_err(ApiError::Conflict)?;
-    let active = ctx.faults.get().active();
-    log::warn!(
-        "msg=\"faults switched\" service={} faults={:?}",
-        ctx.role,
-        active.join(",")
-    );
-    Ok(HttpResponse::Ok().json(json!({
-        "service": ctx.role.as_str(),
-        "faults": active,
-        "switchable": true,
-    })))
+    Ok(())
+}
+
+/// The client's address (the peer's: the shop does not trust forwarded headers here).
+pub fn client_of(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
 }
 
 /// Compares digests of both, so the time taken says nothing about how much matched.

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use crate::domain::Secret;
-use crate::faults::FaultSwitch;
+use crate::faults::shared::Control;
+use crate::faults::{FaultSwitch, Faults};
 use crate::role::Role;
 use crate::stores::{CartStore, PoolUsage, ProductStore, SessionStore};
 use crate::telemetry::{Instruments, Tracer};
@@ -78,6 +79,8 @@ pub struct RoleContext {
     pub instruments: Arc<Instruments>,
     /// Shared by the roles of the process.
     pub faults: Arc<FaultSwitch>,
+    /// The fault state the process follows (the shop's, or its own), shared likewise.
+    pub fault_control: Arc<Control>,
     /// Allows `PUT /faults`; absent, the faults stay as started.
     pub admin_token: Option<Secret>,
     /// Wrong admin tokens by client, shared by the role's listeners.
@@ -89,6 +92,11 @@ impl RoleContext {
         RoleContext {
             role,
             instruments: Arc::new(Instruments::new(tracer)),
+            fault_control: Arc::new(Control::local(
+                faults.clone(),
+                Faults::default(),
+                role.as_str().into(),
+            )),
             faults,
             admin_token: None,
             admin_guesses: Default::default(),

@@ -84,6 +84,13 @@ async fn metrics(
             [(Vec::new(), crate::faults::leaked_bytes() as f64)],
         );
         store_metrics(scrape, &deps);
+        if ctx.fault_control.is_shared() {
+            scrape.gauge(
+                "ecommerce_fault_state_up",
+                "Whether the last read of the shop's fault state worked (1) or not (0: the last known faults stay).",
+                [(Vec::new(), f64::from(u8::from(ctx.fault_control.reachable())))],
+            );
+        }
         let exports = [
             (
                 "ecommerce_telemetry_spans_total",

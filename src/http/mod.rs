@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod fault_control;
 pub mod health;
 pub mod observe;
 pub mod proxy;

@@ -1,5 +1,5 @@
 //! Middleware on every request: trace context and the server span, a logfmt request line,
-//! metrics, and the memory-leak fault.
+//! metrics, and the faults that act on every request of a role (memory-leak, cpu-hog).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -38,10 +38,15 @@ pub async fn observe(
         instruments: role.instruments.clone(),
         recording,
         fault: Cell::new(None),
+        change: Cell::new(None),
     };
     if faults.memory_leak == Some(role.role) {
         crate::faults::leak();
         current.fault.set(Some("memory-leak"));
+    }
+    if faults.cpu_hog == Some(role.role) {
+        role.faults.hog_cpu(role.role);
+        current.fault.set(Some("cpu-hog"));
     }
     // Traffic generators say so in their baggage; tools tell them from people by it.
     let synthetic = recording
@@ -54,7 +59,10 @@ pub async fn observe(
     let mut serving = std::pin::pin!(span::scope(current, next.call(req)));
     let result = serving.as_mut().await;
     drop(in_flight);
-    let fault = serving.as_mut().take_value().and_then(|c| c.fault.get());
+    let (fault, change) = serving
+        .as_mut()
+        .take_value()
+        .map_or((None, None), |c| (c.fault.get(), c.change.get()));
 
     let (status, route, error) = match &result {
         Ok(res) => (
@@ -87,6 +95,9 @@ pub async fn observe(
         let active = faults.active();
         if !active.is_empty() {
             attributes.push(("ecommerce.faults", Value::Strs(active)));
+        }
+        if let Some(change) = change {
+            attributes.push(("ecommerce.fault_state.change", change.into()));
         }
         role.tracer()
             .record(served.span(trace, span::unix_nanos(started), attributes));

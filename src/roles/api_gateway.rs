@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::http::client::Http;
+use crate::http::context::RoleContext;
 use crate::http::observe::RouteLabel;
 use crate::http::proxy::{self, repeat_of, split_api_path};
 use crate::http::{body, ApiError};
 use crate::role::Role;
+use crate::telemetry::span;
 
 pub struct State {
     /// Base URL of each upstream service, without a trailing slash.
@@ -27,6 +29,7 @@ async fn forward(
     payload: web::Payload,
     state: web::Data<State>,
     http: web::Data<Http>,
+    ctx: web::Data<RoleContext>,
 ) -> Result<HttpResponse, ApiError> {
     let path = req.uri().path();
     let (service, tail) = split_api_path(path).unwrap_or_default();
@@ -34,6 +37,15 @@ async fn forward(
         .ok_or_else(|| ApiError::NotFound(format!("No service named '{service}'")))?;
     req.extensions_mut()
         .insert(RouteLabel(role.forwarded_route()));
+    if let Some((dropped, share)) = ctx.faults.get().upstream_drop {
+        // `random` is below 1: a share of 1 drops every call, 0 none.
+        if dropped == role && rand::random::<f64>() < share {
+            span::mark_fault("upstream-drop");
+            return Err(ApiError::Upstream(format!(
+                "{role} dropped by fault upstream-drop"
+            )));
+        }
+    }
     let base = state
         .upstreams
         .get(&role)

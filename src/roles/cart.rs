@@ -2,6 +2,8 @@
 //! order records checkout claims a cart into (internal: the web-gateway does not forward
 //! `/orders/...`).
 
+use std::time::Duration;
+
 use actix_web::{web, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -39,15 +41,21 @@ async fn session(payload: web::Payload) -> Result<SessionId, ApiError> {
     Ok(SessionId::parse(&body.session_id)?)
 }
 
-/// The store, unless the cart-data-outage fault makes it look unreachable.
-fn store<'a>(state: &'a State, ctx: &RoleContext) -> Result<&'a CartStore, ApiError> {
-    if ctx.faults.get().cart_data_outage {
+/// The store, and the time the cart-data-latency fault adds to each of its operations;
+/// unless the cart-data-outage fault makes it look unreachable.
+fn store<'a>(state: &'a State, ctx: &RoleContext) -> Result<(&'a CartStore, Duration), ApiError> {
+    let faults = ctx.faults.get();
+    if faults.cart_data_outage {
         span::mark_fault("cart-data-outage");
         return Err(ApiError::Unavailable(
             "cart-data is unavailable (fault cart-data-outage)".into(),
         ));
     }
-    Ok(&state.carts)
+    let extra = faults.cart_data_delay();
+    if !extra.is_zero() {
+        span::mark_fault("cart-data-latency");
+    }
+    Ok((&state.carts, extra))
 }
 
 fn success(cart: &Cart) -> HttpResponse {
@@ -68,7 +76,8 @@ async fn get_cart(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let sid = session(payload).await?;
-    let cart = store(&state, &ctx)?.lines(&sid).await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    let cart = carts.lines(&sid, extra).await?;
     Ok(success(&cart))
 }
 
@@ -82,7 +91,8 @@ async fn set_line(
     let id = ProductId::parse(&id)?;
     let quantity = Quantity::parse(&quantity)?;
     let sid = session(payload).await?;
-    let cart = store(&state, &ctx)?.set(&sid, &id, quantity).await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    let cart = carts.set(&sid, &id, quantity, extra).await?;
     counted(&ctx, "set");
     Ok(success(&cart))
 }
@@ -95,7 +105,8 @@ async fn remove_line(
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId::parse(&path.into_inner())?;
     let sid = session(payload).await?;
-    let cart = store(&state, &ctx)?.remove(&sid, &id).await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    let cart = carts.remove(&sid, &id, extra).await?;
     counted(&ctx, "remove");
     Ok(success(&cart))
 }
@@ -106,7 +117,8 @@ async fn clear_cart(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let sid = session(payload).await?;
-    store(&state, &ctx)?.clear(&sid).await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    carts.clear(&sid, extra).await?;
     counted(&ctx, "clear");
     Ok(success(&Cart::new()))
 }
@@ -120,7 +132,8 @@ async fn get_line(
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId::parse(&path.into_inner())?;
     let sid = session(payload).await?;
-    let cart = store(&state, &ctx)?.lines(&sid).await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    let cart = carts.lines(&sid, extra).await?;
     let quantity = cart.get(id.as_str()).copied().unwrap_or(0);
     Ok(HttpResponse::Ok().json(json!({
         "message": "success",
@@ -164,10 +177,8 @@ async fn claim_order(
 ) -> Result<HttpResponse, ApiError> {
     let (attempt, sid, fields) = order_call::<ClaimFields>(path, payload).await?;
     let order_id = OrderId::parse(&fields.order_id)?;
-    let data = match store(&state, &ctx)?
-        .claim(&sid, &attempt, &order_id)
-        .await?
-    {
+    let (carts, extra) = store(&state, &ctx)?;
+    let data = match carts.claim(&sid, &attempt, &order_id, extra).await? {
         Claim::Empty => return Err(ApiError::Validation("Cart is empty".into())),
         Claim::Claimed { order_id, lines } => {
             counted(&ctx, "claim");
@@ -195,7 +206,8 @@ async fn restore_order(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (attempt, sid, _) = order_call::<Map<String, Value>>(path, payload).await?;
-    let status = match store(&state, &ctx)?.restore(&sid, &attempt).await? {
+    let (carts, extra) = store(&state, &ctx)?;
+    let status = match carts.restore(&sid, &attempt, extra).await? {
         Restore::Restored => {
             counted(&ctx, "restore");
             "restored"
@@ -225,8 +237,7 @@ async fn complete_order(
 ) -> Result<HttpResponse, ApiError> {
     let (attempt, sid, fields) = order_call::<CompleteFields>(path, payload).await?;
     let receipt = fields.receipt.to_string();
-    store(&state, &ctx)?
-        .complete(&sid, &attempt, &receipt)
-        .await?;
+    let (carts, extra) = store(&state, &ctx)?;
+    carts.complete(&sid, &attempt, &receipt, extra).await?;
     Ok(HttpResponse::Ok().json(json!({"message": "success", "data": {"status": "paid"}})))
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::domain::ProductId;
+use crate::faults::Faults;
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
 use crate::stores::ProductStore;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `["<id>", ...]` → those products; an empty or absent body → all of them.
 async fn documents(
     state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let ids: Vec<String> = body::optional_json(payload).await?.unwrap_or_default();
@@ -48,7 +50,12 @@ async fn documents(
         .iter()
         .map(|id| ProductId::parse(id))
         .collect::<Result<Vec<_>, _>>()?;
-    let products = state.products.documents(&ids).await?;
+    let faults = ctx.faults.get();
+    // Only a request that names it: the whole catalog (an empty list) is still served.
+    if let Some(failing) = faults.product_failure.as_ref().filter(|f| ids.contains(f)) {
+        return Err(product_failure(failing));
+    }
+    let products = state.products.documents(&ids, query_delay(&faults)).await?;
     Ok(HttpResponse::Ok().json(products))
 }
 
@@ -92,11 +99,15 @@ async fn search(
             )))
         }
     };
-    if ctx.faults.get().basic_bug {
+    let faults = ctx.faults.get();
+    if faults.basic_bug {
         span::mark_fault("basic-bug");
         return Err(basic_bug());
     }
-    let page = state.products.search(&request.query, size).await?;
+    let page = state
+        .products
+        .search(&request.query, size, query_delay(&faults))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "meta": {"page": {"total_results": page.total, "size": size}},
         "results": page.results,
@@ -118,12 +129,36 @@ fn basic_bug() -> ApiError {
     ))
 }
 
+/// The time the product-data-slow fault adds to each product-data query; a request it
+/// slows is marked.
+fn query_delay(faults: &Faults) -> Duration {
+    let extra = faults.product_data_delay();
+    if !extra.is_zero() {
+        span::mark_fault("product-data-slow");
+    }
+    extra
+}
+
+/// The product-failure fault: the one product whose lookups fail, as if its record broke
+/// them, while every other product is served.
+fn product_failure(id: &ProductId) -> ApiError {
+    span::mark_fault("product-failure");
+    ApiError::Unexpected(format!(
+        "product-failure fault: product {id} cannot be served"
+    ))
+}
+
 async fn product(
     state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId::parse(&path.into_inner())?;
-    match state.products.get(&id).await? {
+    let faults = ctx.faults.get();
+    if faults.product_failure.as_ref() == Some(&id) {
+        return Err(product_failure(&id));
+    }
+    match state.products.get(&id, query_delay(&faults)).await? {
         Some(product) => Ok(HttpResponse::Ok().json(product)),
         None => Err(ApiError::NotFound(format!("No product with id {id}"))),
     }

@@ -29,8 +29,12 @@ pub struct State {
 
 /// `/api/v1` is a static prefix whose paths `api` parses itself (no per-request regex).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/api/v1").default_service(web::to(api)))
-        .default_service(web::to(page_or_file));
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(crate::http::fault_control::configure)
+            .default_service(web::to(api)),
+    )
+    .default_service(web::to(page_or_file));
 }
 
 /// Security headers on every answer: the shop's page loads only its own scripts, styles

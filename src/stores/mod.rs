@@ -182,6 +182,9 @@ pub enum Health {
 }
 
 /// cart-data: one hash of product id to quantity per session, with a sliding TTL.
+///
+/// Each operation takes `extra` longer than it would (the cart-data-latency fault;
+/// `Duration::ZERO` for none): waited before its command, within its span and timeout.
 #[derive(Clone)]
 pub enum CartStore {
     Memory(Arc<memory::MemoryCarts>),
@@ -214,10 +217,10 @@ impl CartStore {
         }
     }
 
-    pub async fn lines(&self, sid: &SessionId) -> Result<Cart, StoreError> {
+    pub async fn lines(&self, sid: &SessionId, extra: Duration) -> Result<Cart, StoreError> {
         match self {
-            CartStore::Memory(m) => Ok(m.lines(sid)),
-            CartStore::Redis(r) => r.lines(sid).await,
+            CartStore::Memory(m) => CART_DATA.run("HGETALL", extra, || Ok(m.lines(sid))).await,
+            CartStore::Redis(r) => r.lines(sid, extra).await,
         }
     }
 
@@ -227,25 +230,39 @@ impl CartStore {
         sid: &SessionId,
         id: &ProductId,
         quantity: Quantity,
+        extra: Duration,
     ) -> Result<Cart, StoreError> {
         match self {
-            CartStore::Memory(m) => m.set(sid, id, quantity),
-            CartStore::Redis(r) => r.set(sid, id, quantity).await,
+            CartStore::Memory(m) => {
+                CART_DATA
+                    .run("EVALSHA", extra, || m.set(sid, id, quantity))
+                    .await
+            }
+            CartStore::Redis(r) => r.set(sid, id, quantity, extra).await,
         }
     }
 
-    pub async fn remove(&self, sid: &SessionId, id: &ProductId) -> Result<Cart, StoreError> {
-        self.set(sid, id, Quantity::new(0).expect("0 is a quantity"))
+    pub async fn remove(
+        &self,
+        sid: &SessionId,
+        id: &ProductId,
+        extra: Duration,
+    ) -> Result<Cart, StoreError> {
+        self.set(sid, id, Quantity::new(0).expect("0 is a quantity"), extra)
             .await
     }
 
-    pub async fn clear(&self, sid: &SessionId) -> Result<(), StoreError> {
+    pub async fn clear(&self, sid: &SessionId, extra: Duration) -> Result<(), StoreError> {
         match self {
             CartStore::Memory(m) => {
-                m.clear(sid);
-                Ok(())
+                CART_DATA
+                    .run("DEL", extra, || {
+                        m.clear(sid);
+                        Ok(())
+                    })
+                    .await
             }
-            CartStore::Redis(r) => r.clear(sid).await,
+            CartStore::Redis(r) => r.clear(sid, extra).await,
         }
     }
 
@@ -258,19 +275,33 @@ impl CartStore {
         sid: &SessionId,
         key: &AttemptKey,
         order_id: &OrderId,
+        extra: Duration,
     ) -> Result<Claim, StoreError> {
         match self {
-            CartStore::Memory(m) => Ok(m.claim(sid, key, order_id)),
-            CartStore::Redis(r) => r.claim(sid, key, order_id).await,
+            CartStore::Memory(m) => {
+                CART_DATA
+                    .run("EVALSHA", extra, || Ok(m.claim(sid, key, order_id)))
+                    .await
+            }
+            CartStore::Redis(r) => r.claim(sid, key, order_id, extra).await,
         }
     }
 
     /// Gives the lines of an unpaid claim back to the cart and forgets the claim, so that
     /// the attempt may be tried again.
-    pub async fn restore(&self, sid: &SessionId, key: &AttemptKey) -> Result<Restore, StoreError> {
+    pub async fn restore(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        extra: Duration,
+    ) -> Result<Restore, StoreError> {
         match self {
-            CartStore::Memory(m) => Ok(m.restore(sid, key)),
-            CartStore::Redis(r) => r.restore(sid, key).await,
+            CartStore::Memory(m) => {
+                CART_DATA
+                    .run("EVALSHA", extra, || Ok(m.restore(sid, key)))
+                    .await
+            }
+            CartStore::Redis(r) => r.restore(sid, key, extra).await,
         }
     }
 
@@ -280,13 +311,18 @@ impl CartStore {
         sid: &SessionId,
         key: &AttemptKey,
         receipt: &str,
+        extra: Duration,
     ) -> Result<(), StoreError> {
         match self {
             CartStore::Memory(m) => {
-                m.complete(sid, key, receipt);
-                Ok(())
+                CART_DATA
+                    .run("HSET", extra, || {
+                        m.complete(sid, key, receipt);
+                        Ok(())
+                    })
+                    .await
             }
-            CartStore::Redis(r) => r.complete(sid, key, receipt).await,
+            CartStore::Redis(r) => r.complete(sid, key, receipt, extra).await,
         }
     }
 
@@ -386,6 +422,10 @@ impl SessionStore {
 }
 
 /// product-data: the catalog.
+///
+/// Each query takes `extra` longer than it would (the product-data-slow fault;
+/// `Duration::ZERO` for none): on PostgreSQL waited in the database, on the connection
+/// that then runs the query, within its span and timeout.
 #[derive(Clone)]
 pub enum ProductStore {
     Memory(Arc<memory::MemoryCatalog>),
@@ -436,25 +476,46 @@ impl ProductStore {
     }
 
     /// The products with these ids (all products when `ids` is empty), best rated first.
-    pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+    pub async fn documents(
+        &self,
+        ids: &[ProductId],
+        extra: Duration,
+    ) -> Result<Vec<Product>, StoreError> {
         match self {
-            ProductStore::Memory(m) => Ok(m.documents(ids)),
-            ProductStore::Postgres(p) => p.documents(ids).await,
+            ProductStore::Memory(m) => {
+                PRODUCT_DATA
+                    .run("SELECT", extra, || Ok(m.documents(ids)))
+                    .await
+            }
+            ProductStore::Postgres(p) => p.documents(ids, extra).await,
         }
     }
 
     /// Products whose name or description contains `query` (any case), best rated first.
-    pub async fn search(&self, query: &str, limit: usize) -> Result<SearchPage, StoreError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        extra: Duration,
+    ) -> Result<SearchPage, StoreError> {
         match self {
-            ProductStore::Memory(m) => Ok(m.search(query, limit)),
-            ProductStore::Postgres(p) => p.search(query, limit).await,
+            ProductStore::Memory(m) => {
+                PRODUCT_DATA
+                    .run("SELECT", extra, || Ok(m.search(query, limit)))
+                    .await
+            }
+            ProductStore::Postgres(p) => p.search(query, limit, extra).await,
         }
     }
 
-    pub async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+    pub async fn get(
+        &self,
+        id: &ProductId,
+        extra: Duration,
+    ) -> Result<Option<Product>, StoreError> {
         match self {
-            ProductStore::Memory(m) => Ok(m.get(id)),
-            ProductStore::Postgres(p) => p.get(id).await,
+            ProductStore::Memory(m) => PRODUCT_DATA.run("SELECT", extra, || Ok(m.get(id))).await,
+            ProductStore::Postgres(p) => p.get(id, extra).await,
         }
     }
 
@@ -535,6 +596,59 @@ fn store_call(
     call
 }
 
+/// The server an embedded store stands in for, as its operations' spans name it.
+struct StandIn {
+    peer: Peer,
+    /// The span's `db.namespace`, as the server's spans have it.
+    namespace: &'static str,
+    store: &'static str,
+    /// The server's client gives up on an operation after this long.
+    timeout: Duration,
+}
+
+const CART_DATA: StandIn = StandIn {
+    peer: Peer::Redis,
+    namespace: "cart-data",
+    store: "cart-data",
+    timeout: redis::OP_TIMEOUT,
+};
+
+const PRODUCT_DATA: StandIn = StandIn {
+    peer: Peer::Postgres,
+    namespace: "products",
+    store: "product-data",
+    timeout: postgres::OP_TIMEOUT,
+};
+
+impl StandIn {
+    /// Runs `op` on the embedded store `extra` later. A fault that slows the store shows
+    /// and fails as it would on the server: a client span and metric of `operation` while
+    /// slowed, and a timeout once `extra` reaches the server's operation timeout.
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        extra: Duration,
+        op: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if extra.is_zero() {
+            return op();
+        }
+        let call = store_call(self.peer, operation, self.namespace, None, "memory");
+        let result = if extra < self.timeout {
+            tokio::time::sleep(extra).await;
+            op()
+        } else {
+            tokio::time::sleep(self.timeout).await;
+            Err(StoreError::Unavailable {
+                store: self.store,
+                cause: Failure::TimedOut,
+            })
+        };
+        finish_store_call(call, &result);
+        result
+    }
+}
+
 /// Ends a store operation's span with its result.
 fn finish_store_call<T, E: std::error::Error + 'static>(call: Call, result: &Result<T, E>) {
     match result {
@@ -607,6 +721,34 @@ mod tests {
                 port: None
             }
         );
+    }
+
+    #[actix_web::test]
+    async fn a_slowed_embedded_store_answers_later_and_gives_up_like_its_server() {
+        let products = ProductStore::connect(&StoreUrl::Memory).unwrap();
+        let id = ProductId::parse("f95e2475").unwrap();
+        let started = std::time::Instant::now();
+
+        let found = products.get(&id, Duration::from_millis(50)).await.unwrap();
+        let took = started.elapsed();
+        let impatient = StandIn {
+            timeout: Duration::from_millis(20),
+            ..CART_DATA
+        };
+        let gave_up = impatient
+            .run("DEL", Duration::from_secs(60), || Ok(()))
+            .await;
+
+        assert_eq!(found.map(|p| p.id), Some(id.to_string()));
+        assert!(took >= Duration::from_millis(50), "{took:?}");
+        assert!(matches!(
+            gave_up,
+            Err(StoreError::Unavailable {
+                store: "cart-data",
+                cause: Failure::TimedOut
+            })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::catalog::Product;
 use crate::domain::{Money, ProductId};
 use crate::telemetry::span::Peer;
 
-const OP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one operation may take in all (pool wait, connect, queries).
+pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(3);
 const POOL_SIZE: usize = 8;
 
 /// The schema, idempotent. Trigram indexes keep substring search fast as the catalog
@@ -41,6 +42,10 @@ const TRIGRAM_SCHEMA: &str = r#"
 CREATE INDEX IF NOT EXISTS products_name_trgm ON products USING gin (name gin_trgm_ops);
 CREATE INDEX IF NOT EXISTS products_description_trgm ON products USING gin (description gin_trgm_ops);
 "#;
+
+/// The product-data-slow fault's wait, in the database: the query that follows on the
+/// same connection waits behind it, as behind a slow plan or a lock.
+const SLEEP: &str = "SELECT pg_sleep($1)";
 
 const COLUMNS: &str = "id, name, category, price::text, rating, reviews, filename, description, alcoholic, temperature, type";
 /// Best rated first, as `Product::display_order` (ids compare bytewise: COLLATE "C").
@@ -152,8 +157,13 @@ impl PostgresCatalog {
     }
 
     /// Runs `op` on a pooled connection within the operation timeout, as a span of
-    /// `operation` with its SQL.
-    async fn with_client<T, F, Fut>(&self, sql: &str, op: F) -> Result<T, StoreError>
+    /// `operation` with its SQL, `extra` later (see [`super::ProductStore`]).
+    async fn with_client<T, F, Fut>(
+        &self,
+        sql: &str,
+        extra: Duration,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_postgres::Object) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -175,6 +185,16 @@ impl PostgresCatalog {
         call.attribute("db.query.text", || sql.to_string().into());
         let result = tokio::time::timeout(OP_TIMEOUT, async {
             let client = self.pool.get().await.map_err(unavailable)?;
+            if !extra.is_zero() {
+                // No longer than the timeout: a sleep the client gave up on would hold
+                // up the connection's next queries after the fault is off.
+                let seconds = extra.min(OP_TIMEOUT).as_secs_f64();
+                let sleep = client.prepare_cached(SLEEP).await.map_err(query_error)?;
+                client
+                    .execute(&sleep, &[&seconds])
+                    .await
+                    .map_err(query_error)?;
+            }
             op(client).await
         })
         .await
@@ -183,30 +203,49 @@ impl PostgresCatalog {
         result
     }
 
-    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.with_client(sql, |client| async move {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        extra: Duration,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.with_client(sql, extra, |client| async move {
             let statement = client.prepare_cached(sql).await.map_err(query_error)?;
             client.query(&statement, params).await.map_err(query_error)
         })
         .await
     }
 
-    pub async fn documents(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+    pub async fn documents(
+        &self,
+        ids: &[ProductId],
+        extra: Duration,
+    ) -> Result<Vec<Product>, StoreError> {
         let rows = if ids.is_empty() {
-            self.query(&format!("SELECT {COLUMNS} FROM products {ORDER}"), &[])
-                .await?
+            self.query(
+                &format!("SELECT {COLUMNS} FROM products {ORDER}"),
+                &[],
+                extra,
+            )
+            .await?
         } else {
             let ids: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
             self.query(
                 &format!("SELECT {COLUMNS} FROM products WHERE id = ANY($1) {ORDER}"),
                 &[&ids],
+                extra,
             )
             .await?
         };
         rows.iter().map(product).collect()
     }
 
-    pub async fn search(&self, query: &str, limit: usize) -> Result<SearchPage, StoreError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        extra: Duration,
+    ) -> Result<SearchPage, StoreError> {
         let pattern = format!("%{}%", escape_like(query));
         let limit = limit as i64;
         // An empty query matches everything: no filter, so the display-order index serves
@@ -232,7 +271,7 @@ impl PostgresCatalog {
         let (page_sql, count_sql) = (&page_sql, &count_sql);
         let (page_params, count_params) = (&page_params, &count_params);
         let (rows, total) = self
-            .with_client(page_sql, |client| async move {
+            .with_client(page_sql, extra, |client| async move {
                 let (page, count) = futures_util::future::try_join(
                     client.prepare_cached(page_sql),
                     client.prepare_cached(count_sql),
@@ -254,18 +293,24 @@ impl PostgresCatalog {
         })
     }
 
-    pub async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+    pub async fn get(
+        &self,
+        id: &ProductId,
+        extra: Duration,
+    ) -> Result<Option<Product>, StoreError> {
         let rows = self
             .query(
                 &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
                 &[&id.as_str()],
+                extra,
             )
             .await?;
         rows.first().map(product).transpose()
     }
 
     pub async fn health(&self) -> Result<Health, StoreError> {
-        self.query("SELECT 1 FROM products LIMIT 1", &[]).await?;
+        self.query("SELECT 1 FROM products LIMIT 1", &[], Duration::ZERO)
+            .await?;
         Ok(Health::Up)
     }
 }

@@ -19,7 +19,7 @@ use crate::telemetry::logfmt;
 use crate::telemetry::span::Peer;
 
 /// How long one store operation may take in all (pool wait, connect, command).
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a write waits for the replica to confirm it.
 const WAIT_REPLICA_MS: u64 = 250;
 /// While the replica is known to be down, how often a write checks whether it is back.
@@ -156,11 +156,13 @@ impl RedisPair {
             .collect()
     }
 
-    /// One attempt of `operation` on `side`, within the operation timeout, as a span.
+    /// One attempt of `operation` on `side`, within the operation timeout, as a span;
+    /// `extra` later (the cart-data-latency fault), as if the server were that slow.
     async fn attempt<T, E>(
         &self,
         operation: &'static str,
         side: Side,
+        extra: Duration,
         op: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E>
     where
@@ -171,7 +173,13 @@ impl RedisPair {
             Side::Replica => self.servers.1.as_ref(),
         };
         let call = store_call(Peer::Redis, operation, self.store, server, side.as_str());
-        let result = bounded(op).await;
+        let result = bounded(async {
+            if !extra.is_zero() {
+                tokio::time::sleep(extra).await;
+            }
+            op.await
+        })
+        .await;
         finish_store_call(call, &result);
         result
     }
@@ -216,13 +224,18 @@ impl RedisPair {
 
     /// A read: from the primary, or from the replica while the primary fails. `op` is
     /// told which (a replica refuses the writes a read may piggyback, like a TTL).
-    async fn read<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    async fn read<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        extra: Duration,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: Fn(Pool, Side) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let primary = op(self.primary.clone(), Side::Primary);
-        match self.attempt(operation, Side::Primary, primary).await {
+        match self.attempt(operation, Side::Primary, extra, primary).await {
             Ok(value) => {
                 self.note_primary(None);
                 Ok(value)
@@ -232,7 +245,8 @@ impl RedisPair {
                 let Some(replica) = &self.replica else {
                     return Err(self.unavailable(primary));
                 };
-                self.attempt(operation, Side::Replica, op(replica.clone(), Side::Replica))
+                let replica_op = op(replica.clone(), Side::Replica);
+                self.attempt(operation, Side::Replica, extra, replica_op)
                     .await
                     .map_err(|replica| {
                         self.unavailable(Failure::BothSides {
@@ -245,7 +259,12 @@ impl RedisPair {
     }
 
     /// A write on the primary, then (while a replica is configured) WAIT for it.
-    async fn write<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    async fn write<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        extra: Duration,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_redis::Connection) -> Fut,
         Fut: Future<Output = Result<(T, deadpool_redis::Connection), redis::RedisError>>,
@@ -256,7 +275,7 @@ impl RedisPair {
             self.replicate(&mut conn).await;
             Ok::<_, WriteError>(value)
         };
-        let result = self.attempt(operation, Side::Primary, write).await;
+        let result = self.attempt(operation, Side::Primary, extra, write).await;
         match result {
             Ok(value) => {
                 // The primary answered (a refusal too).
@@ -517,12 +536,13 @@ impl RedisCarts {
         sid: &SessionId,
         key: &AttemptKey,
         order_id: &OrderId,
+        extra: Duration,
     ) -> Result<Claim, StoreError> {
         let (cart, order) = (cart_key(sid), order_key(sid, key));
         let scripts = self.scripts.clone();
         let order_id = order_id.to_string();
         self.pair
-            .write("EVALSHA", |mut conn| async move {
+            .write("EVALSHA", extra, |mut conn| async move {
                 let reply: Vec<String> = scripts
                     .claim
                     .key(cart)
@@ -538,12 +558,17 @@ impl RedisCarts {
             .await
     }
 
-    pub async fn restore(&self, sid: &SessionId, key: &AttemptKey) -> Result<Restore, StoreError> {
+    pub async fn restore(
+        &self,
+        sid: &SessionId,
+        key: &AttemptKey,
+        extra: Duration,
+    ) -> Result<Restore, StoreError> {
         let (cart, order) = (cart_key(sid), order_key(sid, key));
         let scripts = self.scripts.clone();
         let ttl = self.ttl_secs;
         self.pair
-            .write("EVALSHA", |mut conn| async move {
+            .write("EVALSHA", extra, |mut conn| async move {
                 let reply: String = scripts
                     .restore
                     .key(cart)
@@ -566,11 +591,12 @@ impl RedisCarts {
         sid: &SessionId,
         key: &AttemptKey,
         receipt: &str,
+        extra: Duration,
     ) -> Result<(), StoreError> {
         let order = order_key(sid, key);
         let receipt = receipt.to_string();
         self.pair
-            .write("HSET", |mut conn| async move {
+            .write("HSET", extra, |mut conn| async move {
                 let _: () = redis::pipe()
                     .atomic()
                     .hset_multiple(&order, &[("status", "paid"), ("receipt", &receipt)])
@@ -595,11 +621,11 @@ impl RedisCarts {
         &self.pair
     }
 
-    pub async fn lines(&self, sid: &SessionId) -> Result<Cart, StoreError> {
+    pub async fn lines(&self, sid: &SessionId, extra: Duration) -> Result<Cart, StoreError> {
         let key = cart_key(sid);
         let ttl = self.ttl_secs;
         self.pair
-            .read("HGETALL", |pool, side| {
+            .read("HGETALL", extra, |pool, side| {
                 let key = key.clone();
                 async move {
                     let mut conn = pool.get().await?;
@@ -622,12 +648,13 @@ impl RedisCarts {
         sid: &SessionId,
         id: &ProductId,
         quantity: Quantity,
+        extra: Duration,
     ) -> Result<Cart, StoreError> {
         let key = cart_key(sid);
         let scripts = self.scripts.clone();
         let (field, ttl) = (id.to_string(), self.ttl_secs);
         self.pair
-            .write("EVALSHA", |mut conn| async move {
+            .write("EVALSHA", extra, |mut conn| async move {
                 let cart: Cart = scripts
                     .set_line
                     .key(key)
@@ -642,10 +669,10 @@ impl RedisCarts {
             .await
     }
 
-    pub async fn clear(&self, sid: &SessionId) -> Result<(), StoreError> {
+    pub async fn clear(&self, sid: &SessionId, extra: Duration) -> Result<(), StoreError> {
         let key = cart_key(sid);
         self.pair
-            .write("DEL", |mut conn| async move {
+            .write("DEL", extra, |mut conn| async move {
                 let _: i64 = conn.del(key).await?;
                 Ok(((), conn))
             })
@@ -690,7 +717,7 @@ impl RedisSessions {
         let ttl = self.ttl_secs as i64;
         let extended = self
             .pair
-            .write("EXPIRE", |mut conn| {
+            .write("EXPIRE", Duration::ZERO, |mut conn| {
                 let key = key.clone();
                 async move {
                     let found: bool = conn.expire(key, ttl).await?;
@@ -701,7 +728,7 @@ impl RedisSessions {
         match extended {
             Err(StoreError::ReadOnly { .. }) => {
                 self.pair
-                    .read("EXISTS", |pool, _| {
+                    .read("EXISTS", Duration::ZERO, |pool, _| {
                         let key = key.clone();
                         async move {
                             let mut conn = pool.get().await?;
@@ -722,7 +749,7 @@ impl RedisSessions {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         self.pair
-            .write("SET", |mut conn| async move {
+            .write("SET", Duration::ZERO, |mut conn| async move {
                 let _: () = conn.set_ex(key, created, ttl).await?;
                 Ok(((), conn))
             })

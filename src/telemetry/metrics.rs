@@ -28,7 +28,7 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// The business counters and what they count; the only names `Metrics::add` takes.
-pub const COUNTERS: [(&str, &str); 5] = [
+pub const COUNTERS: [(&str, &str); 6] = [
     ("ecommerce_cart_updates_total", "Cart changes by operation."),
     ("ecommerce_checkouts_total", "Checkouts by outcome."),
     ("ecommerce_payments_total", "Payments by outcome."),
@@ -39,6 +39,10 @@ pub const COUNTERS: [(&str, &str); 5] = [
     (
         "ecommerce_sessions_created_total",
         "Sessions created by page loads.",
+    ),
+    (
+        "ecommerce_fault_changes_total",
+        "Changes to the shop's fault state made through the admin API, by what changed.",
     ),
 ];
 

@@ -101,6 +101,9 @@ pub struct Current {
     pub recording: bool,
     /// The fault that acted on the request, if one did (for its log line and span).
     pub fault: Cell<Option<&'static str>>,
+    /// A change to the shop's fault state the request made (`faults`, `scenario`,
+    /// `traffic`), for its span: dashboards annotate graphs with these.
+    pub change: Cell<Option<&'static str>>,
 }
 
 tokio::task_local! {
@@ -121,6 +124,11 @@ pub fn with_current<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
 /// Notes that fault `name` acted on the request being served.
 pub fn mark_fault(name: &'static str) {
     with_current(|c| c.fault.set(Some(name)));
+}
+
+/// Notes that the request being served changed the shop's fault state.
+pub fn mark_change(kind: &'static str) {
+    with_current(|c| c.change.set(Some(kind)));
 }
 
 /// `trace_id=... span_id=...` of the request being served, for log lines.

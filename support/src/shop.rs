@@ -218,6 +218,28 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 impl TestApp {
+    /// Starts one more process of `role` beside those of a topology of processes, at a
+    /// port of its own with the same settings (a second replica, say); its base URL.
+    pub async fn start_another(&mut self, role: Role) -> String {
+        let Running::Processes(topology) = &mut self.running else {
+            panic!("only a topology of processes starts another process");
+        };
+        let listen = format!("127.0.0.1:{}", free_port());
+        let address = listen.clone();
+        topology
+            .start(
+                role,
+                move |settings| {
+                    settings.listen.insert(role, address);
+                    settings.admin_listen.remove(&role);
+                },
+                Output::Inherit,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("another {role} did not start: {}", chain(&e)));
+        format!("http://{listen}")
+    }
+
     /// The URL of `path` on `role`.
     pub fn url(&self, role: Role, path: &str) -> String {
         format!("{}{path}", self.urls[&role])

@@ -6,6 +6,7 @@ mod cart;
 mod checkout;
 mod common;
 mod content;
+mod fault_state;
 mod faults;
 mod gateways;
 mod journey;

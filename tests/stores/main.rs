@@ -422,3 +422,105 @@ async fn store_calls_are_spans_under_their_request_and_pools_are_measured() {
     );
     assert!(connections >= 1.0, "{product}");
 }
+
+#[actix_web::test]
+async fn product_data_slow_waits_inside_postgres_on_the_query_s_connection_until_switched_off() {
+    let Some(server) = stores::postgres() else {
+        return;
+    };
+    let receiver = Receiver::start();
+    let db = TestDatabase::create(&server).await;
+    let endpoint = receiver.url.clone();
+    let app = spawn_with(|s| {
+        s.product_data = db.url.parse().unwrap();
+        s.admin_token = Some(ecommerce::config::Secret::new("store-test-token".into()));
+        s.otlp = Some(ecommerce::telemetry::settings::Otlp {
+            schedule_delay: Duration::from_millis(100),
+            ..ecommerce::telemetry::settings::Otlp::to(&endpoint)
+        });
+        s.faults.enable("product-data-slow=300").unwrap();
+    })
+    .await;
+    let (monitor, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(connection);
+    let trace_id = hex::encode(rand::random::<[u8; 16]>());
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let url = app.url(Role::Product, &format!("/products/{SWEET_TEA}"));
+    let get = |headers: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let started = Instant::now();
+            let reply = app.send(Method::GET, &url, &headers, "").await;
+            (reply.status, started.elapsed())
+        }
+    };
+    // The shop's sessions on this database that are asleep in the fault's wait.
+    let sleeping = || async {
+        monitor
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'ecommerce' AND state = 'active' \
+                 AND query LIKE 'SELECT pg_sleep%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let watch = async {
+        let mut most = 0;
+        for _ in 0..40 {
+            most = most.max(sleeping().await);
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        most
+    };
+
+    let ((slow, slow_took), seen_asleep) =
+        futures_util::join!(get(vec![("traceparent", traceparent)]), watch);
+    let off = app
+        .send(
+            Method::PUT,
+            &app.url(Role::Product, "/faults"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer store-test-token"),
+            ],
+            json!({"faults": []}).to_string(),
+        )
+        .await;
+    let (fast, fast_took) = get(Vec::new()).await;
+
+    assert_eq!(slow, StatusCode::OK);
+    assert!(slow_took >= Duration::from_millis(300), "{slow_took:?}");
+    assert_eq!(seen_asleep, 1, "the wait is not a query of the shop's");
+    let spans = receiver
+        .trace(&trace_id, Duration::from_secs(15), |s| {
+            s.iter().any(|s| s.text("db.system") == Some("postgresql"))
+        })
+        .await;
+    let query = spans
+        .iter()
+        .find(|s| s.text("db.system") == Some("postgresql"))
+        .unwrap();
+    let took = query.span.end_time_unix_nano - query.span.start_time_unix_nano;
+    assert!(took >= 300_000_000, "the PostgreSQL span took {took} ns");
+    assert!(query
+        .text("db.query.text")
+        .is_some_and(|q| q.contains("WHERE id = $1")));
+    let product = app.metrics(Role::Product).await;
+    let store_seconds = metric_value(
+        &product,
+        "db_client_operation_duration_seconds_sum",
+        &[("db_system", "postgresql"), ("outcome", "ok")],
+    );
+    assert!(store_seconds >= 0.3, "{store_seconds}");
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(fast, StatusCode::OK);
+    assert!(fast_took < Duration::from_millis(300), "{fast_took:?}");
+}
