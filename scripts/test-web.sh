@@ -4,7 +4,10 @@
 #   2. fails when the bundle in the tree is not what the source builds (the binary embeds
 #      assets/web/, so the committed bundle must always be the fresh build);
 #   3. cargo build, then the browser journey (tests/browser/journey.mjs): Debian's Chromium,
-#      headless, driven by playwright-core, against the shop running as separate processes.
+#      headless, driven by playwright-core, against the shop running as separate processes;
+#   4. the fault page (tests/browser/faults.mjs): sign in with the admin token, switch
+#      payment-failure=1 on (keyboard only at one width) and off again against the real shop
+#      (`serve --role all --admin-token`), and see it land on every process.
 # Screenshots: test-output/screenshots/. Needs Node.js >= 20.19 and npm; installs Debian's
 # chromium when /usr/bin/chromium is missing (as root).
 set -euo pipefail
@@ -66,5 +69,8 @@ cargo build
 
 step "browser journey: node tests/browser/journey.mjs"
 ECOMMERCE_BIN="$ROOT/target/debug/ecommerce" node tests/browser/journey.mjs
+
+step "the fault page: node tests/browser/faults.mjs"
+ECOMMERCE_BIN="$ROOT/target/debug/ecommerce" node tests/browser/faults.mjs
 
 step "all web tests passed in $((SECONDS - START))s"

@@ -1,6 +1,6 @@
-import { Component, useEffect, useRef, type ReactNode } from 'react';
+import { Component, lazy, Suspense, useEffect, useRef, type ReactNode } from 'react';
 import { Header } from './components/Header';
-import { ErrorBox } from './components/bits';
+import { ErrorBox, Loading } from './components/bits';
 import { refreshCart } from './lib/store';
 import { CartPage } from './pages/Cart';
 import { CheckoutPage } from './pages/Checkout';
@@ -10,6 +10,10 @@ import { NotFound } from './pages/NotFound';
 import { ProductPage } from './pages/Product';
 import { Search } from './pages/Search';
 import { route, useLocation, type Route } from './router';
+
+// The fault switches are for the people running the shop: a chunk of its own, so that a
+// shopper's first load does not carry them.
+const FaultsPage = lazy(() => import('./pages/Faults').then((m) => ({ default: m.FaultsPage })));
 
 function Page({ at }: { at: Route }) {
   switch (at.page) {
@@ -25,6 +29,12 @@ function Page({ at }: { at: Route }) {
       return <ConfirmationPage />;
     case 'search':
       return <Search query={at.query} />;
+    case 'faults':
+      return (
+        <Suspense fallback={<Loading>Loading the fault switches…</Loading>}>
+          <FaultsPage />
+        </Suspense>
+      );
     default:
       return <NotFound />;
   }

@@ -12,10 +12,13 @@ describe('routes', () => {
     expect(route('/products/a%20b')).toEqual({ page: 'product', id: 'a b' });
     expect(route('/search?q=%20tea%20')).toEqual({ page: 'search', query: 'tea' });
     expect(route('/search')).toEqual({ page: 'search', query: '' });
+    expect(route('/admin/faults')).toEqual({ page: 'faults' });
+    expect(route('/admin/faults/')).toEqual({ page: 'faults' });
   });
   it('sends anything else to not found', () => {
     expect(route('/nope')).toEqual({ page: 'not-found' });
     expect(route('/products')).toEqual({ page: 'not-found' });
     expect(route('/products/a/b')).toEqual({ page: 'not-found' });
+    expect(route('/admin')).toEqual({ page: 'not-found' });
   });
 });

@@ -28,6 +28,7 @@ export type Route =
   | { page: 'checkout' }
   | { page: 'confirmation' }
   | { page: 'search'; query: string }
+  | { page: 'faults' }
   | { page: 'not-found' };
 
 /** Which page a location shows. */
@@ -38,6 +39,7 @@ export function route(location: string): Route {
   if (path === '/cart') return { page: 'cart' };
   if (path === '/checkout') return { page: 'checkout' };
   if (path === '/confirmation') return { page: 'confirmation' };
+  if (path === '/admin/faults') return { page: 'faults' };
   if (path === '/search') return { page: 'search', query: url.searchParams.get('q')?.trim() ?? '' };
   const m = /^\/products\/([^/]+)$/.exec(path);
   if (m) {

@@ -49,15 +49,28 @@ export interface CardDetails {
   postal_code: string;
 }
 
-/** A failed call: `status` is the HTTP status, 0 when the shop could not be reached. */
+/**
+ * A failed call: `status` is the HTTP status, 0 when the shop could not be reached;
+ * `retryAfter` the seconds a 429's Retry-After asks to wait, when it says.
+ */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+/** Retry-After (seconds, or an HTTP date) as whole seconds from `now`; null when absent or unreadable. */
+export function retryAfterSeconds(value: string | null | undefined, now: number = Date.now()): number | null {
+  const v = value?.trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 export const UNREACHABLE = 'Could not reach the shop. Check your connection and try again.';
@@ -124,7 +137,10 @@ export async function request<T>(
     data = null;
   }
   const failed = (data as { message?: unknown } | null)?.message === 'failure';
-  if (!res.ok || failed) throw new ApiError(failureMessage(res.status, data), res.status);
+  if (!res.ok || failed) {
+    const retryAfter = res.status === 429 ? retryAfterSeconds(res.headers?.get('Retry-After')) : null;
+    throw new ApiError(failureMessage(res.status, data), res.status, retryAfter);
+  }
   return data as T;
 }
 
