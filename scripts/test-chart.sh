@@ -3,7 +3,8 @@
 # the Dockerfile's own command, then lints, renders and checks the chart with the real Helm
 # library (tests/chart/test_chart.py, and test_observability.py for its observability
 # stack). Python packages go to a venv under target/; the Prometheus configuration is
-# checked with Debian's promtool.
+# checked with Debian's promtool; a private redis-server stands in for session-data, where
+# the chart's hook Job writes the shop's live faults for the roles to follow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,17 @@ else
     mkdir -p target/promtool
     (cd target/promtool && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; } \
       && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
+  fi
+fi
+
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== redis-server, from Debian's redis-server package"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "test-chart: redis-server is needed (apt-get install redis-server)" >&2
+    exit 1
   fi
 fi
 

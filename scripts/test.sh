@@ -34,6 +34,9 @@ bash scripts/test-web.sh
 echo "== the production topology (cargo xtask topology), the k6 journey against it, and a clean stop"
 TOPOLOGY_TEST_STORES=both bash scripts/test-topology.sh
 
+echo "== the k6 journey follows the shop's live traffic level (0, 3, 0) against the real shop"
+bash scripts/test-traffic.sh
+
 echo "== the Helm chart and the image's build step"
 bash scripts/test-chart.sh
 

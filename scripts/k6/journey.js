@@ -6,14 +6,28 @@
 //   k6 run scripts/k6/journey.js
 //   BASE_URL=http://127.0.0.1:8080 VUS=5 DURATION=1m k6 run scripts/k6/journey.js
 //   VUS=3 ITERATIONS=30 PAUSE_MIN=0 PAUSE_MAX=0 k6 run scripts/k6/journey.js
+//   VUS=2 MAX_TRAFFIC_LEVEL=10 DURATION=1h k6 run scripts/k6/journey.js   # as the chart does
 //
 // Environment (read from the process environment, or `k6 run -e NAME=value`):
 //   BASE_URL    the web-gateway                       default http://127.0.0.1:8080
-//   VUS         virtual users                         default 1
+//   VUS         virtual users (at traffic level 1)    default 1
 //   DURATION    how long to run                       default 30s
 //   ITERATIONS  total journeys instead of a duration  (optional; shared by all VUs)
 //   PAUSE_MIN   shortest pause between steps, seconds default 1 (0: no pause)
 //   PAUSE_MAX   longest pause between steps, seconds  default 3 (0: no pause)
+//   MAX_TRAFFIC_LEVEL  follow the shop's live traffic level, up to this one (below)
+//                                                     default: unset, VUS users always play
+//   TRAFFIC_POLL_SECS  how often a user asks the level, seconds    default 5
+//
+// Following the traffic level (the chart's synthetics): the shop says how much synthetic
+// load it wants, `GET /api/v1/traffic` -> {"level": L}, 0 to 10, 1 the normal load (set with
+// `PUT /api/v1/admin/traffic` or the traffic-spike fault). k6 then runs VUS x
+// MAX_TRAFFIC_LEVEL users, of which the first round(VUS x L) play the journey; the others
+// wait, asking the level again every TRAFFIC_POLL_SECS (jittered), until their turn comes.
+// Every user asks at the start of a journey when its last answer is older than that. A
+// failed answer keeps the last known level (1 until one arrives), and does not count as a
+// failed request. A waiting user holds its iteration, so k6's iterations stay journeys.
+// Without MAX_TRAFFIC_LEVEL nothing is asked: VUS users play, as load tests want.
 //
 // Every response is checked; the thresholds (failed requests < 1%, checks > 99%) make k6
 // exit non-zero when the shop is broken. Every request carries the W3C baggage entry
@@ -23,8 +37,9 @@
 
 import http from 'k6/http';
 import crypto from 'k6/crypto';
+import exec from 'k6/execution';
 import { check, group, sleep } from 'k6';
-import { Counter, Trend } from 'k6/metrics';
+import { Counter, Gauge, Trend } from 'k6/metrics';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const VUS = parseInt(__ENV.VUS || '1', 10);
@@ -36,6 +51,18 @@ const PAUSE_MAX = Math.max(
   parseFloat(__ENV.PAUSE_MAX === undefined || __ENV.PAUSE_MAX === '' ? '3' : __ENV.PAUSE_MAX),
 );
 
+const MAX_TRAFFIC_LEVEL = __ENV.MAX_TRAFFIC_LEVEL ? Number(__ENV.MAX_TRAFFIC_LEVEL) : 0;
+if (!Number.isInteger(MAX_TRAFFIC_LEVEL) || MAX_TRAFFIC_LEVEL < 0 || MAX_TRAFFIC_LEVEL > 10) {
+  throw new Error('MAX_TRAFFIC_LEVEL must be a whole number (1 to 10; unset: do not follow the level), got '
+    + __ENV.MAX_TRAFFIC_LEVEL);
+}
+const FOLLOWING = MAX_TRAFFIC_LEVEL > 0;
+const TRAFFIC_POLL_SECS = parseFloat(__ENV.TRAFFIC_POLL_SECS || '5');
+if (!(TRAFFIC_POLL_SECS > 0)) {
+  throw new Error('TRAFFIC_POLL_SECS must be a number of seconds above 0, got ' + __ENV.TRAFFIC_POLL_SECS);
+}
+const USERS = FOLLOWING ? VUS * MAX_TRAFFIC_LEVEL : VUS;
+
 const PRODUCT = 'f95e2475'; // Sweet Tea, 3.50
 const PRICE = 3.5;
 const HOME_IMAGES = [
@@ -43,7 +70,7 @@ const HOME_IMAGES = [
 ];
 
 export const options = Object.assign(
-  ITERATIONS > 0 ? { vus: VUS, iterations: ITERATIONS } : { vus: VUS, duration: DURATION },
+  ITERATIONS > 0 ? { vus: USERS, iterations: ITERATIONS } : { vus: USERS, duration: DURATION },
   {
     thresholds: {
       http_req_failed: ['rate<0.01'],
@@ -57,6 +84,8 @@ export const options = Object.assign(
 // (pauses included).
 const journeysCompleted = new Counter('journeys_completed');
 const journeyDuration = new Trend('journey_duration', true);
+// The traffic level the users follow, as the shop last gave it (only while following).
+const trafficLevel = new Gauge('traffic_level');
 
 const SYNTHETIC = { baggage: 'synthetic_request=true' };
 
@@ -245,6 +274,65 @@ function fakeOrder(sessionId, amount) {
   };
 }
 
+// ---- the traffic level ----------------------------------------------------------------
+
+// Every status is an answer here: a shop that cannot say keeps the last level, and the
+// journey's thresholds are about the journey.
+const ANY_STATUS = http.expectedStatuses({ min: 100, max: 599 });
+
+// This user's view of the level: the shop's last answer, and when it was asked (ms).
+let level = 1;
+let levelAskedAt = 0;
+
+function askLevel() {
+  levelAskedAt = Date.now();
+  const res = http.get(BASE_URL + '/api/v1/traffic', {
+    headers: SYNTHETIC,
+    tags: { name: 'GET /api/v1/traffic' },
+    responseCallback: ANY_STATUS,
+    timeout: '5s',
+  });
+  const body = res.status === 200 ? json(res) : undefined;
+  if (body && typeof body.level === 'number' && Number.isFinite(body.level) && body.level >= 0) {
+    level = body.level;
+  }
+  trafficLevel.add(level);
+}
+
+function myTurn() {
+  return exec.vu.idInTest <= Math.round(VUS * level);
+}
+
+// How long the run has left (ms): waiting must not outlast it.
+const RUN_MS = ITERATIONS > 0 ? Infinity : durationMs(DURATION);
+
+// A k6 duration (30s, 1h, 1m30s, 500ms) in ms; Infinity when it does not read as one.
+function durationMs(text) {
+  const parts = String(text).match(/\d+(\.\d+)?(ms|s|m|h)/g);
+  if (!parts || parts.join('') !== String(text)) return Infinity;
+  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000 };
+  return parts.reduce((sum, p) => {
+    const [, number, u] = p.match(/^(\d+(?:\.\d+)?)(ms|s|m|h)$/);
+    return sum + parseFloat(number) * unit[u];
+  }, 0);
+}
+
+// Waits until this user's turn to play (true), or until the run ends (false).
+function awaitTurn() {
+  if (Date.now() - levelAskedAt >= TRAFFIC_POLL_SECS * 1000) askLevel();
+  while (!myTurn()) {
+    const left = RUN_MS - (Date.now() - exec.scenario.startTime);
+    const wait = TRAFFIC_POLL_SECS * 1000 * (0.5 + Math.random());
+    if (left <= wait) {
+      if (left > 0) sleep(left / 1000);
+      return false;
+    }
+    sleep(wait / 1000);
+    askLevel();
+  }
+  return true;
+}
+
 // ---- the journey --------------------------------------------------------------------
 
 export function setup() {
@@ -265,6 +353,7 @@ export function setup() {
 }
 
 export default function () {
+  if (FOLLOWING && !awaitTurn()) return;
   ok = true;
   const started = Date.now();
   let sessionId;

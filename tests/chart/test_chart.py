@@ -4,7 +4,9 @@ Every values file under the chart's ci/ is linted and rendered with the real Hel
 (helm-python-sdk binds Helm's own Go code), every rendered object is validated against the
 Kubernetes OpenAPI schemas in strict mode, and the objects are checked against one another:
 selectors against pod labels, URLs against Services, NetworkPolicies against the topology
-of SPEC §2, and the chart's command lines and environment against the binary itself.
+of SPEC §2, and the chart's command lines and environment against the binary itself: the
+roles start with them, and the faults the hook Job writes (to a private redis-server in
+place of session-data) reach running roles without a restart.
 
 Run by scripts/test-chart.sh, which builds the binary the way the Dockerfile does and passes
 it in ECOMMERCE_BIN.
@@ -21,6 +23,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +74,8 @@ POD_SUFFIX = "-5f7d9c8b6-x2k4q"
 SHOP_PORT = 8080
 DEFAULT_ADMIN_PORT = 9090
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+# Where the shop's live fault state lives: session-data's primary, database 1.
+FAULT_STATE = f"redis://{RELEASE}-session-data:6379/1"
 
 
 # ---- rendering ------------------------------------------------------------------------
@@ -116,7 +121,8 @@ class Rendered:
         return {o["metadata"]["name"] for o in self.of_kind(kind)}
 
     def workloads(self) -> list[dict]:
-        return [o for o in self.objects if o["kind"] in ("Deployment", "StatefulSet")]
+        """Every object that runs pods: Deployments, StatefulSets and the hook Job."""
+        return [o for o in self.objects if o["kind"] in ("Deployment", "StatefulSet", "Job")]
 
     def workload_of(self, component: str) -> dict:
         found = [w for w in self.workloads() if pod_labels(w).get(COMPONENT) == component]
@@ -322,7 +328,8 @@ def test_one_deployment_and_service_per_role(ci_id):
         deployment = rendered.get("Deployment", name)
         container = containers(deployment)[0]
         extra = rendered.values.get("roles", {}).get(role, {}).get("extraArgs", [])
-        assert container["args"] == ["serve", "--role", role, "--listen", "0.0.0.0:8080", *extra]
+        start = ["--fault", "bind-localhost"] if role == "api-gateway" and binds_localhost(rendered.values) else []
+        assert container["args"] == ["serve", "--role", role, "--listen", "0.0.0.0:8080", *start, *extra]
         assert "command" not in container, "the image's ENTRYPOINT runs the binary"
         assert container["image"].split(":")[0].endswith("ecommerce")
         assert container["ports"] == [
@@ -343,11 +350,23 @@ def test_one_deployment_and_service_per_role(ci_id):
     assert len(role_deployments) == len(ROLES)
 
 
+def binds_localhost(values: dict) -> bool:
+    """Whether the values switch bind-localhost on: faults.bindLocalhost, or a role's list."""
+    roles = values.get("roles", {})
+    return bool(values.get("faults", {}).get("bindLocalhost")) or any(
+        "bind-localhost" in (spec or {}).get("faults", []) for spec in roles.values()
+    )
+
+
 @ci
 def test_selectors_match_the_pods_they_target(ci_id):
     rendered = rendered_ci(ci_id)
     workloads = rendered.workloads()
     for w in workloads:
+        if w["kind"] == "Job":
+            # Kubernetes makes a Job's selector; no Service or budget may pick its pods.
+            assert "selector" not in w["spec"], w["metadata"]["name"]
+            continue
         assert matches(w["spec"]["selector"], pod_labels(w)), w["metadata"]["name"]
         # No two workloads' selectors overlap.
         others = [o for o in workloads if o is not w and matches(w["spec"]["selector"], pod_labels(o))]
@@ -443,6 +462,9 @@ def test_roles_are_wired_to_each_other_and_to_their_stores(ci_id):
     product_data = urlsplit(rendered.role_env("product")["ECOMMERCE_PRODUCT_DATA"])
     assert product_data.scheme == "postgres" and product_data.path == "/products"
     assert product_data.password == rendered.secret_value(f"{RELEASE}-product-data", "password")
+    # Every role follows the live fault state, in session-data's primary, database 1.
+    for role in ROLES:
+        assert rendered.role_env(role)["ECOMMERCE_FAULT_STATE"] == FAULT_STATE, role
     # Every role but product serves without a database; no role gets a store it does not use.
     for role in ROLES:
         env = rendered.role_env(role)
@@ -623,9 +645,10 @@ def test_synthetics_run_the_repositorys_k6_script_against_the_web_gateway(ci_id)
     ]
     env = rendered.env(k6)
     assert env["BASE_URL"] == f"http://{RELEASE}-web-gateway:80"
-    spike = rendered.values.get("faults", {}).get("trafficSpike", False)
-    expected_vus = synthetics.get("trafficSpikeVus", 20) if spike else synthetics.get("vus", 2)
-    assert env["VUS"] == str(expected_vus)
+    # The users at traffic level 1, and the highest level they follow (the script runs the
+    # product of the two, and asks the shop for the level).
+    assert env["VUS"] == str(synthetics.get("vus", 2))
+    assert env["MAX_TRAFFIC_LEVEL"] == str(synthetics.get("maxTrafficLevel", 10))
     mount = next(m for m in k6["volumeMounts"] if m["mountPath"] == "/scripts")
     volume = next(v for v in pod_spec(deployment)["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
@@ -634,50 +657,175 @@ def test_synthetics_run_the_repositorys_k6_script_against_the_web_gateway(ci_id)
 def test_synthetics_default_to_the_originals_three_pods_of_two_users():
     deployment = rendered_ci("default").get("Deployment", f"{RELEASE}-synthetics")
     assert deployment["spec"]["replicas"] == 3
-    assert rendered_ci("default").env(containers(deployment)[0])["VUS"] == "2"
+    env = rendered_ci("default").env(containers(deployment)[0])
+    assert (env["VUS"], env["MAX_TRAFFIC_LEVEL"]) == ("2", "10")
+
+
+def test_the_journey_follows_the_level_only_when_asked_to():
+    # The chart's synthetics set MAX_TRAFFIC_LEVEL; load tests (the benchmark, the
+    # topology test) leave it unset and get VUS users that always play.
+    script = SCRIPT.read_text()
+    assert "__ENV.MAX_TRAFFIC_LEVEL" in script and "/api/v1/traffic" in script
+    assert "vus: USERS" in script and "const USERS = FOLLOWING ? VUS * MAX_TRAFFIC_LEVEL : VUS;" in script
 
 
 # ---- faults ---------------------------------------------------------------------------
+#
+# The faults: values are the shop's live fault state, which a post-install/post-upgrade
+# hook Job writes (`ecommerce faults set`) and every role follows without a restart: they
+# are in no pod of the shop, but for bind-localhost, which decides the api-gateway's bind.
 
 FAULT_CASES = [
-    ({"basicBug": True}, {"product": "basic-bug"}),
-    ({"bindLocalhost": True}, {"api-gateway": "bind-localhost"}),
-    ({"paymentFailure": 0.3}, {"payment": "payment-failure=0.3"}),
-    ({"paymentFailure": 1}, {"payment": "payment-failure=1"}),
-    ({"paymentLatency": 2500}, {"payment": "payment-latency=2500"}),
-    ({"paymentFailure": 0.5, "paymentLatency": 100}, {"payment": "payment-failure=0.5,payment-latency=100"}),
-    ({"cartDataOutage": True}, {"cart": "cart-data-outage"}),
-    ({"memoryLeak": "checkout"}, {"checkout": "memory-leak=checkout"}),
-    ({"memoryLeak": "web-gateway"}, {"web-gateway": "memory-leak=web-gateway"}),
-    ({}, {}),
+    ({"basicBug": True}, ["basic-bug"]),
+    ({"bindLocalhost": True}, []),
+    ({"paymentFailure": 0.3}, ["payment-failure=0.3"]),
+    ({"paymentFailure": 1}, ["payment-failure=1"]),
+    ({"paymentLatency": 2500}, ["payment-latency=2500"]),
+    ({"paymentFailure": 0.5, "paymentLatency": 100}, ["payment-failure=0.5", "payment-latency=100"]),
+    ({"cartDataOutage": True}, ["cart-data-outage"]),
+    ({"memoryLeak": "checkout"}, ["memory-leak=checkout"]),
+    ({"memoryLeak": "web-gateway"}, ["memory-leak=web-gateway"]),
+    ({"trafficSpike": True}, []),
+    ({}, []),
 ]
 
 
+def faults_job(rendered: Rendered) -> dict:
+    return rendered.get("Job", f"{RELEASE}-faults")
+
+
+def faults_set(rendered: Rendered) -> tuple[list[str], str]:
+    """The faults the hook Job sets (positional arguments) and its --traffic-level."""
+    args = containers(faults_job(rendered))[0]["args"]
+    assert args[:2] == ["faults", "set"], args
+    rest, faults, level = args[2:], [], None
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--traffic-level":
+            level = rest.pop(0)
+        elif arg == "--wait":
+            rest.pop(0)
+        else:
+            assert not arg.startswith("-"), f"an option the test does not know: {arg}"
+            faults.append(arg)
+    return faults, level
+
+
 @pytest.mark.parametrize("faults,expected", FAULT_CASES, ids=[json.dumps(c[0]) for c in FAULT_CASES])
-def test_faults_reach_ecommerce_faults_of_the_roles_they_concern(faults, expected):
+def test_the_hook_job_sets_the_faults_the_values_select(faults, expected):
     rendered = Rendered({"faults": faults})
-    actual = {r: rendered.role_env(r)["ECOMMERCE_FAULTS"] for r in ROLES if "ECOMMERCE_FAULTS" in rendered.role_env(r)}
-    assert actual == expected
-
-
-def test_faults_of_one_role_add_to_the_faults_section():
-    rendered = Rendered({"faults": {"cartDataOutage": True}, "roles": {"cart": {"faults": ["memory-leak=cart"]}}})
-    assert rendered.role_env("cart")["ECOMMERCE_FAULTS"] == "cart-data-outage,memory-leak=cart"
-
-
-def test_traffic_spike_raises_the_synthetics_virtual_users():
-    calm = Rendered({})
-    spike = Rendered({"faults": {"trafficSpike": True}, "synthetics": {"trafficSpikeVus": 40}})
-    vus = lambda r: r.env(containers(r.get("Deployment", f"{RELEASE}-synthetics"))[0])["VUS"]  # noqa: E731
-    assert (vus(calm), vus(spike)) == ("2", "40")
-    assert all("ECOMMERCE_FAULTS" not in spike.role_env(r) for r in ROLES)
-
-
-def test_a_fault_switch_changes_only_the_pods_it_concerns():
-    before, after = Rendered({}), Rendered({"faults": {"paymentLatency": 3000}})
+    assert faults_set(rendered) == (expected, "10" if faults.get("trafficSpike") else "1")
     for role in ROLES:
-        same = before.get("Deployment", f"{RELEASE}-{role}") == after.get("Deployment", f"{RELEASE}-{role}")
-        assert same == (role != "payment"), role
+        assert "ECOMMERCE_FAULTS" not in rendered.role_env(role), role
+        args = rendered.role_container(role)["args"]
+        bound = role == "api-gateway" and faults.get("bindLocalhost", False)
+        assert ("--fault" in args) == bound, role
+        if bound:
+            assert args[args.index("--fault") + 1] == "bind-localhost"
+
+
+@ci
+def test_the_hook_job_writes_the_live_state_after_every_install_and_upgrade(ci_id):
+    rendered = rendered_ci(ci_id)
+    job = faults_job(rendered)
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    assert job["spec"]["backoffLimit"] <= 3
+    assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 86400
+    # Within Helm's default --timeout, which waits for the hook.
+    assert 0 < job["spec"]["activeDeadlineSeconds"] <= 300
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    (container,) = containers(job, init=True)
+    # The shop's own image and binary; it writes where every role reads.
+    assert container["image"] == rendered.role_container("cart")["image"]
+    assert "command" not in container, "the image's ENTRYPOINT runs the binary"
+    assert rendered.env(container) == {"ECOMMERCE_FAULT_STATE": FAULT_STATE}
+    args = container["args"]
+    wait = int(args[args.index("--wait") + 1])
+    assert 0 < wait < job["spec"]["activeDeadlineSeconds"], "it waits for session-data, but not forever"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    # Restricted, as every pod: test_every_pod_and_container_runs_locked_down covers the Job.
+    assert job in rendered.workloads()
+
+
+def test_the_faults_of_every_role_are_folded_into_the_live_list():
+    rendered = Rendered({
+        "faults": {"cartDataOutage": True},
+        "roles": {"cart": {"faults": ["memory-leak=cart"]}, "payment": {"faults": ["payment-latency=300"]}},
+    })
+    assert faults_set(rendered) == (["cart-data-outage", "memory-leak=cart", "payment-latency=300"], "1")
+    # The same fault twice, with one value, is one fault.
+    again = Rendered({"faults": {"cartDataOutage": True}, "roles": {"cart": {"faults": ["cart-data-outage"]}}})
+    assert faults_set(again)[0] == ["cart-data-outage"]
+    # bind-localhost in a role's list is the api-gateway's start-time fault, wherever it is.
+    bound = Rendered({"roles": {"cart": {"faults": ["bind-localhost"]}}})
+    assert faults_set(bound)[0] == []
+    assert rendered_args_fault(bound, "api-gateway") == "bind-localhost"
+    assert rendered_args_fault(bound, "cart") is None
+
+
+def rendered_args_fault(rendered: Rendered, role: str) -> str | None:
+    args = rendered.role_container(role)["args"]
+    return args[args.index("--fault") + 1] if "--fault" in args else None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"faults": {"memoryLeak": "cart"}, "roles": {"content": {"faults": ["memory-leak=content"]}}},
+        {"faults": {"paymentFailure": 0.5}, "roles": {"payment": {"faults": ["payment-failure"]}}},
+    ],
+    ids=["memory-leak", "payment-failure"],
+)
+def test_one_fault_with_two_values_is_refused(values):
+    message = render_fails(values)
+    assert "holds one value per fault" in message, message
+
+
+def test_traffic_spike_is_the_live_traffic_level_not_a_rollout():
+    calm = Rendered({})
+    spike = Rendered({"faults": {"trafficSpike": True}, "synthetics": {"trafficSpikeLevel": 4}})
+    assert (faults_set(calm)[1], faults_set(spike)[1]) == ("1", "4")
+    assert faults_set(Rendered({"faults": {"trafficSpike": True}, "synthetics": {"trafficSpikeLevel": 2.5}}))[1] == "2.5"
+    synthetics = lambda r: r.get("Deployment", f"{RELEASE}-synthetics")  # noqa: E731
+    assert synthetics(calm) == synthetics(spike)
+
+
+PROBE_FAULTS = [
+    {"basicBug": True},
+    {"paymentFailure": 0.5, "paymentLatency": 3000},
+    {"cartDataOutage": True, "memoryLeak": "cart", "trafficSpike": True},
+]
+
+
+@pytest.mark.parametrize("faults", PROBE_FAULTS, ids=[json.dumps(f) for f in PROBE_FAULTS])
+def test_switching_a_live_fault_rolls_no_pod(faults):
+    # Render twice, the faults the only difference: every pod template is the same (so a
+    # `helm upgrade` restarts nothing); only the hook Job's arguments differ.
+    before, after = Rendered({}), Rendered({"faults": faults})
+    for w in before.workloads():
+        if w["kind"] == "Job":
+            continue
+        twin = after.get(w["kind"], w["metadata"]["name"])
+        assert w["spec"]["template"] == twin["spec"]["template"], w["metadata"]["name"]
+    assert faults_set(before) != faults_set(after)
+
+
+def test_bind_localhost_rolls_the_api_gateway_alone():
+    before, after = Rendered({}), Rendered({"faults": {"bindLocalhost": True}})
+    checksum = lambda r, role: pod_annotations(r.workload_of(role))["checksum/config"]  # noqa: E731
+    for w in before.workloads():
+        if w["kind"] == "Job":
+            continue
+        component = pod_labels(w)[COMPONENT]
+        same = w["spec"]["template"] == after.get(w["kind"], w["metadata"]["name"])["spec"]["template"]
+        assert same == (component != "api-gateway"), component
+    assert checksum(before, "api-gateway") != checksum(after, "api-gateway")
+    assert checksum(before, "cart") == checksum(after, "cart")
+    # Not a live fault: the Job never sets it (the binary refuses it there).
+    assert "bind-localhost" not in faults_set(after)[0]
 
 
 # ---- values schema ---------------------------------------------------------------------
@@ -695,6 +843,12 @@ BAD_VALUES = [
     {"faults": {"memoryLeak": "basket"}},
     {"faults": {"basicBug": "yes"}},
     {"synthetics": {"vus": 0}},
+    {"synthetics": {"maxTrafficLevel": 0}},
+    {"synthetics": {"maxTrafficLevel": 11}},
+    {"synthetics": {"maxTrafficLevel": 2.5}},
+    {"synthetics": {"trafficSpikeLevel": 0}},
+    {"synthetics": {"trafficSpikeLevel": 11}},
+    {"synthetics": {"trafficSpikeVus": 20}},
     {"productData": {"password": "p@ss/word"}},
     {"content": {"source": "https://bucket.example.com/images"}},
     {"otel": {"endpoint": "https://otel-collector:4318"}},
@@ -707,6 +861,9 @@ BAD_VALUES = [
     {"admin": {"tokn": "s3cret"}},
     {"admin": {"token": "two words"}},
     {"admin": {"existingSecret": "Not_A_Secret_Name"}},
+    {"admin": {"existingSecret": {"name": "Not_A_Secret_Name", "key": "admin-token"}}},
+    {"admin": {"existingSecret": {"name": "ops", "key": "a key"}}},
+    {"admin": {"existingSecret": {"name": "ops", "key": "admin-token", "namespace": "ops"}}},
     {"admin": {"port": "9090"}},
     {"admin": {"port": 9090.5}},
     {"admin": {"port": SHOP_PORT}},
@@ -803,12 +960,14 @@ class NetworkPolicies:
         return egress and ingress
 
 
-# SPEC §2: who may open a connection to whom (the destination's pod port).
+# SPEC §2: who may open a connection to whom (the destination's pod port). And the shop's
+# live fault state, in session-data: every role follows it, the hook Job ("faults") writes it.
 TOPOLOGY = {
     ("outside", "web-gateway"),
     ("synthetics", "web-gateway"),
     ("web-gateway", "api-gateway"),
-    ("web-gateway", "session-data"),
+    *{(r, "session-data") for r in ROLES},
+    ("faults", "session-data"),
     ("web-gateway", "session-data-replica"),
     ("checkout", "api-gateway"),
     *{("api-gateway", r) for r in UPSTREAMS},
@@ -818,8 +977,9 @@ TOPOLOGY = {
     ("cart-data-replica", "cart-data"),
     ("session-data-replica", "session-data"),
 }
+# (synthetics, the hook Job and the outside listen nowhere: 8080 stands for any port.)
 PORTS = {"cart-data": 6379, "cart-data-replica": 6379, "session-data": 6379, "session-data-replica": 6379,
-         "product-data": 5432, "synthetics": 8080, "outside": 8080, **{r: 8080 for r in ROLES}}
+         "product-data": 5432, "synthetics": 8080, "faults": 8080, "outside": 8080, **{r: 8080 for r in ROLES}}
 
 
 def endpoints_of(rendered: Rendered) -> dict[str, Endpoint]:
@@ -852,6 +1012,21 @@ def test_network_policies_allow_exactly_the_topology():
             if policies.allows(src, dst, PORTS[dst.name]) != expected:
                 wrong.append(f"{src} -> {dst}:{PORTS[dst.name]} should be {'allowed' if expected else 'denied'}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_role_and_the_hook_job_reach_the_fault_state_and_no_other_store():
+    rendered = rendered_ci("full")
+    policies = NetworkPolicies(rendered.of_kind("NetworkPolicy"))
+    p = shop_endpoints_of(rendered)
+    state = urlsplit(FAULT_STATE)
+    assert rendered.get("Service", state.hostname) and p["session-data"].labels == pod_labels(rendered.workload_of("session-data"))
+    for name in [*ROLES, "faults"]:
+        assert policies.allows(p[name], p["session-data"], state.port), name
+        # The fault state is on the primary: the replica stays the web-gateway's alone.
+        assert policies.allows(p[name], p["session-data-replica"], 6379) == (name == "web-gateway"), name
+        assert policies.allows(p[name], p["cart-data"], 6379) == (name == "cart"), name
+    # The Job connects, nothing connects to it.
+    assert not any(policies.allows(p[name], p["faults"], port) for name in p for port in (6379, 8080, 9090))
 
 
 def test_network_policies_deny_the_shortcuts_spec_forbids():
@@ -1034,6 +1209,9 @@ def test_pods_roll_when_a_value_they_read_through_a_secret_changes():
     with_token = Rendered({"admin": {"token": "t0ken-1"}})
     assert checksum(base) != checksum(with_token) != checksum(Rendered({"admin": {"token": "t0ken-2"}}))
     assert checksum(base) != checksum(Rendered({"admin": {"existingSecret": "shop-ops"}}))
+    assert checksum(base) != checksum(Rendered({"admin": {"existingSecret": {"name": "shop-ops", "key": "t"}}}))
+    # Live faults are not read at start: no roll (test_switching_a_live_fault_rolls_no_pod).
+    assert checksum(base) == checksum(Rendered({"faults": {"paymentFailure": 0.5, "trafficSpike": True}}))
 
 
 ADMIN_TOKEN = "Adm1n-t0ken-that-must-stay-in-its-Secret"
@@ -1044,17 +1222,31 @@ def admin_token_vars(rendered: Rendered, container: dict) -> list[dict]:
 
 
 @ci
-def test_run_time_fault_switching_is_off_unless_an_admin_token_is_configured(ci_id):
+def test_every_role_gets_the_admin_token_and_nothing_else_does(ci_id):
     rendered = rendered_ci(ci_id)
-    configured = bool(rendered.values.get("admin", {}).get("token"))
+    own = rendered.values.get("admin", {}).get("existingSecret") in (None, "", {"name": ""})
     for role in ROLES:
-        assert ("ECOMMERCE_ADMIN_TOKEN" in rendered.role_env(role)) == configured, role
-    assert (f"{RELEASE}-admin" in rendered.names("Secret")) == configured
-    # Nothing but the roles gets it: not the stores, the synthetics or product's migrate.
+        assert rendered.role_env(role)["ECOMMERCE_ADMIN_TOKEN"], role
+    assert (f"{RELEASE}-admin" in rendered.names("Secret")) == own
+    # Nothing but the roles gets it: not the stores, the synthetics, product's migrate or
+    # the hook Job (which writes the fault state directly).
     for w in rendered.workloads():
         for c in containers(w, init=True):
             if c is not containers(w)[0] or pod_labels(w)[COMPONENT] not in ROLES:
                 assert not admin_token_vars(rendered, c), f"{w['metadata']['name']}/{c['name']}"
+
+
+def test_a_default_install_generates_an_admin_token_into_the_charts_secret():
+    rendered = rendered_ci("default")
+    token = rendered.secret_value(f"{RELEASE}-admin", "admin-token")
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", token)
+    for role in ROLES:
+        (var,) = admin_token_vars(rendered, rendered.role_container(role))
+        assert var["valueFrom"] == {"secretKeyRef": {"name": f"{RELEASE}-admin", "key": "admin-token"}}, role
+    # Kept across upgrades: the template reads the live Secret before making a new token
+    # (test_the_secrets_templates_keep_generated_values_across_upgrades).
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert re.search(r'define "ecommerce.adminToken".*\n.*keptSecret', helpers)
 
 
 def test_an_admin_token_reaches_every_role_from_the_charts_secret_only():
@@ -1077,12 +1269,21 @@ def test_an_admin_token_reaches_every_role_from_the_charts_secret_only():
 
 
 @pytest.mark.parametrize("token", ["", ADMIN_TOKEN], ids=["alone", "over-a-token"])
-def test_an_existing_secret_holds_the_admin_token_instead(token):
-    values = {"admin": {"token": token, "existingSecret": "shop-operations"}}
+@pytest.mark.parametrize(
+    "existing,ref",
+    [
+        ({"name": "shop-operations", "key": "token"}, {"name": "shop-operations", "key": "token"}),
+        # The name alone, as before: the key admin-token.
+        ("shop-operations", {"name": "shop-operations", "key": "admin-token"}),
+    ],
+    ids=["name-and-key", "name-alone"],
+)
+def test_an_existing_secret_holds_the_admin_token_instead(token, existing, ref):
+    values = {"admin": {"token": token, "existingSecret": existing}}
     rendered = Rendered(values)
     for role in ROLES:
         (var,) = admin_token_vars(rendered, rendered.role_container(role))
-        assert var["valueFrom"] == {"secretKeyRef": {"name": "shop-operations", "key": "admin-token"}}, role
+        assert var["valueFrom"] == {"secretKeyRef": ref}, role
     # The Secret is the user's: the chart makes none, and a token given too goes nowhere.
     assert f"{RELEASE}-admin" not in rendered.names("Secret")
     assert "shop-operations" not in rendered.names("Secret")
@@ -1241,26 +1442,49 @@ def test_minimal_values_run_one_pod_per_role_and_no_synthetics():
     assert f"{RELEASE}-synthetics" not in rendered.names("Deployment")
 
 
-def test_notes_tell_how_to_reach_the_shop_and_switch_a_fault_on():
+def notes_of(values: dict) -> str:
     with helm.Chart.load(CHART) as chart:
-        notes = chart.render({}, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
+        return chart.render(values, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
+
+
+def test_notes_tell_how_to_reach_the_shop_and_switch_a_fault_on():
+    notes = notes_of({})
     assert f"service/{RELEASE}-web-gateway 8080:80" in notes
     assert "--set faults." in notes
-    assert "/faults" not in notes
     # Metrics: on the pods' admin port, not behind the Service.
     assert f"deployment/{RELEASE}-cart 9090:9090" in notes
     assert "curl http://127.0.0.1:9090/metrics" in notes
+    # bind-localhost is the one fault that restarts pods.
+    assert "faults.bindLocalhost=true is the exception" in notes
 
 
-def test_notes_tell_how_to_switch_faults_at_run_time_when_a_token_is_set():
-    for admin, secret in [({"token": ADMIN_TOKEN}, f"{RELEASE}-admin"), ({"existingSecret": "ops"}, "ops")]:
-        with helm.Chart.load(CHART) as chart:
-            notes = chart.render({"admin": admin}, name=RELEASE, namespace=NAMESPACE)["ecommerce/templates/NOTES.txt"]
-        assert f"deployment/{RELEASE}-payment 8081:9090" in notes, "the pod's admin port"
-        assert "curl -X PUT http://127.0.0.1:8081/faults" in notes
-        assert 'Authorization: Bearer $TOKEN' in notes
-        assert f"kubectl get secret {secret} -n {NAMESPACE}" in notes
+def test_notes_tell_how_to_read_the_admin_token_and_switch_faults_at_run_time():
+    cases = [
+        ({}, f"{RELEASE}-admin", "admin-token", "generated"),
+        ({"token": ADMIN_TOKEN}, f"{RELEASE}-admin", "admin-token", "admin.token"),
+        ({"existingSecret": "ops"}, "ops", "admin-token", "your Secret"),
+        ({"existingSecret": {"name": "ops", "key": "shop.token"}}, "ops", "shop\\.token", "your Secret"),
+    ]
+    for admin, secret, key, origin in cases:
+        notes = notes_of({"admin": admin})
+        assert (
+            f"TOKEN=$(kubectl get secret {secret} -n {NAMESPACE} -o jsonpath='{{.data.{key}}}' | base64 -d)" in notes
+        ), admin
+        assert origin in notes, admin
+        # The fault page and the API, on the shop's address (the port-forward above).
+        assert "http://127.0.0.1:8080/admin/faults" in notes
+        assert 'curl -X PUT http://127.0.0.1:8080/api/v1/admin/faults -H "Authorization: Bearer $TOKEN"' in notes
+        assert 'curl -X PUT http://127.0.0.1:8080/api/v1/admin/traffic -H "Authorization: Bearer $TOKEN"' in notes
         assert ADMIN_TOKEN not in notes
+
+
+def test_notes_list_the_faults_the_values_set():
+    assert "Faults these values set" not in notes_of({})
+    notes = notes_of({"faults": {"paymentFailure": 0.5, "bindLocalhost": True, "trafficSpike": True}})
+    listed = notes[notes.index("Faults these values set:"):]
+    assert "  payment-failure=0.5\n" in listed
+    assert "  bind-localhost (the api-gateway's pods start with it)" in listed
+    assert "traffic level 10" in listed
 
 
 # ---- the image and the binary -----------------------------------------------------------
@@ -1346,7 +1570,18 @@ def binary() -> Path:
 
 @functools.cache
 def help_text(subcommand: str) -> str:
-    return subprocess.run([binary(), subcommand, "--help"], capture_output=True, text=True, check=True).stdout
+    """`ecommerce <subcommand> --help`; a nested one is written with a space: "faults set"."""
+    return subprocess.run([binary(), *subcommand.split(), "--help"], capture_output=True, text=True, check=True).stdout
+
+
+def subcommand_of(args: list[str]) -> str:
+    """The (possibly nested) subcommand a container's arguments run: "serve", "faults set"."""
+    words = [args[0]]
+    for arg in args[1:]:
+        if arg.startswith("-") or not re.search(rf"^  {re.escape(arg)}\s", help_text(" ".join(words)), re.M):
+            break
+        words.append(arg)
+    return " ".join(words)
 
 
 def test_the_images_default_command_is_a_valid_invocation():
@@ -1392,7 +1627,7 @@ def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id)
         for c in containers(w, init=True):
             if not c["image"].startswith(containers(rendered.workload_of("cart"))[0]["image"]):
                 continue
-            subcommand = c["args"][0]
+            subcommand = subcommand_of(c["args"])
             text = help_text(subcommand)
             for flag in (a for a in c["args"][1:] if a.startswith("--")):
                 assert f"{flag} " in text, f"{subcommand} has no {flag}"
@@ -1414,7 +1649,8 @@ def test_every_flag_and_variable_the_chart_passes_is_one_the_binary_knows(ci_id)
                 else:
                     assert f"[env: {name}" in text, f"`{subcommand}` knows no {name}"
     # The variables every values file sets were among those checked.
-    assert {"ECOMMERCE_ADMIN_LISTEN", "ECOMMERCE_API_GATEWAY_URL", "ECOMMERCE_PRODUCT_DATA"} <= checked
+    assert {"ECOMMERCE_ADMIN_LISTEN", "ECOMMERCE_API_GATEWAY_URL", "ECOMMERCE_PRODUCT_DATA",
+            "ECOMMERCE_FAULT_STATE", "ECOMMERCE_ADMIN_TOKEN"} <= checked
 
 
 def local_command(
@@ -1528,10 +1764,77 @@ def test_the_admin_token_lets_whoever_holds_it_switch_a_pods_faults():
         status, switched = call("PUT", f"{url}/faults", switch, token=ADMIN_TOKEN)
         assert status == 200 and switched["faults"] == ["payment-failure=0.5"], switched
         assert call("GET", f"{url}/faults")[1]["faults"] == ["payment-failure=0.5"]
-    # Without a token, the faults stay as the pod started, token or not.
-    with serving(rendered_ci("default"), "payment") as urls:
-        assert call("GET", f"{urls['admin']}/faults")[1]["switchable"] is False
-        assert call("PUT", f"{urls['admin']}/faults", switch, token=ADMIN_TOKEN)[0] == 403
+    # A default install switches with the token the chart generated, and no other.
+    default = rendered_ci("default")
+    generated = default.secret_value(f"{RELEASE}-admin", "admin-token")
+    with serving(default, "payment") as urls:
+        assert call("GET", f"{urls['admin']}/faults")[1]["switchable"] is True
+        assert call("PUT", f"{urls['admin']}/faults", switch, token=ADMIN_TOKEN)[0] == 401
+        assert call("PUT", f"{urls['admin']}/faults", switch, token=generated)[0] == 200
+
+
+@pytest.fixture
+def fault_state():
+    """A Redis of the test's own standing in for session-data: the fault state's URL on it
+    (database 1, as the chart's)."""
+    server = shutil.which("redis-server")
+    assert server, "redis-server is needed (apt-get install redis-server; scripts/test.sh installs it)"
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_hook_job(rendered: Rendered, fault_state: str) -> None:
+    """The hook Job's command, as in its pod, writing to `fault_state`."""
+    (container,) = containers(faults_job(rendered))
+    env = {"PATH": os.environ.get("PATH", ""), **rendered.env(container), "ECOMMERCE_FAULT_STATE": fault_state}
+    done = subprocess.run([str(binary()), *container["args"]], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"the hook Job's command failed ({done.returncode}): {done.stdout}{done.stderr}"
+
+
+def eventually(what, seconds: float = 5):
+    """Waits until `what()` is true (the roles apply a change within 2 s); its last value."""
+    deadline = time.monotonic() + seconds
+    while not (value := what()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def test_the_hook_jobs_faults_reach_running_roles_without_a_restart(fault_state):
+    # Every role, the Job included, as in its pod; only the fault state's address differs.
+    full, default = rendered_ci("full"), rendered_ci("default")
+    live = {"ECOMMERCE_FAULT_STATE": fault_state}
+    with serving(full, "payment", live) as payment, serving(full, "web-gateway", live) as web:
+        faults = lambda: call("GET", f"{payment['admin']}/faults")[1]["faults"]  # noqa: E731
+        level = lambda: call("GET", f"{web['http']}/api/v1/traffic")[1].get("level")  # noqa: E731
+        assert "payment-failure=0.25" not in faults()
+        # Install with every fault and a traffic spike.
+        run_hook_job(full, fault_state)
+        assert eventually(lambda: {"payment-failure=0.25", "payment-latency=1500"} <= set(faults())), faults()
+        assert eventually(lambda: level() == 7.5), level()
+        # An upgrade to values without faults switches them off, in the same processes.
+        run_hook_job(default, fault_state)
+        assert eventually(lambda: not [f for f in faults() if f.startswith("payment-")]), faults()
+        assert eventually(lambda: level() == 1), level()
 
 
 def fetch(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, str]:

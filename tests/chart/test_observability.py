@@ -1014,7 +1014,7 @@ def expected_edges(values: dict) -> set[tuple[str, str, int]]:
     if values["networkPolicies"]["uiIngressFrom"]:
         edges |= {("ingress", "grafana", GRAFANA_PORT), ("ingress", "jaeger", JAEGER_UI)}
     # An edge needs both ends.
-    present = {*ROLES, "outside", "own-prometheus", "ingress", "synthetics", "cart-data", "cart-data-replica",
+    present = {*ROLES, "outside", "own-prometheus", "ingress", "synthetics", "faults", "cart-data", "cart-data-replica",
                "session-data", "session-data-replica", "product-data", *(p for p in STACK if parts[p])}
     return {e for e in edges if e[0] in present and e[1] in present}
 

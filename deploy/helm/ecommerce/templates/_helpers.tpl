@@ -101,24 +101,46 @@ value> <length>)
 {{- end -}}
 
 {{/*
-Changes whenever a value that pods read through a Secret changes, so they roll. Generated
-secrets are left out: they never change once made.
+Changes whenever a value a role's pods read at start only changes, so they roll: values they
+read through a Secret, and the faults that decide how a role starts (bind-localhost, the
+api-gateway's bind). Generated secrets are left out: they never change once made. The live
+faults are not here: they change without a restart (see "ecommerce.faults").
+include "ecommerce.configChecksum" (list $ "api-gateway")
 */}}
 {{- define "ecommerce.configChecksum" -}}
-{{- dict "sessionSecret" .Values.sessionSecret "productData" .Values.productData.password "username" .Values.productData.username "otel" .Values.otel "admin" .Values.admin | toJson | sha256sum -}}
+{{- $root := index . 0 -}}
+{{- $v := $root.Values -}}
+{{- $startFaults := include "ecommerce.startFaults" (list $root (index . 1)) | fromJsonArray -}}
+{{- dict "sessionSecret" $v.sessionSecret "productData" $v.productData.password "username" $v.productData.username "otel" $v.otel "admin" $v.admin "startFaults" $startFaults | toJson | sha256sum -}}
 {{- end -}}
 
 {{/*
-The Secret every role reads the admin token from (key admin-token): the one the values
-name, else the chart's own when a token is given, else nothing (run-time fault switching
-off).
+The admin token's Secret and key, as a JSON list [name, key]: the Secret admin.existingSecret
+names (a name, or {name, key}; the key defaults to admin-token), else the chart's own,
+<fullname>-admin, holding admin.token or a token generated at install and kept across
+upgrades.
 */}}
 {{- define "ecommerce.adminSecret" -}}
-{{- if .Values.admin.existingSecret -}}
-{{- .Values.admin.existingSecret -}}
-{{- else if .Values.admin.token -}}
-{{- include "ecommerce.component" (list . "admin") -}}
+{{- $own := .Values.admin.existingSecret -}}
+{{- if kindIs "string" $own -}}
+{{- $own = dict "name" $own -}}
 {{- end -}}
+{{- if $own.name -}}
+{{- list $own.name ($own.key | default "admin-token") | toJson -}}
+{{- else -}}
+{{- list (include "ecommerce.component" (list . "admin")) "admin-token" | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the chart makes the admin token's Secret (no admin.existingSecret). */}}
+{{- define "ecommerce.ownAdminSecret" -}}
+{{- $own := .Values.admin.existingSecret -}}
+{{- if not (kindIs "string" $own) }}{{ $own = $own.name }}{{ end -}}
+{{- if not $own }}true{{ end -}}
+{{- end -}}
+
+{{- define "ecommerce.adminToken" -}}
+{{- include "ecommerce.keptSecret" (list . (include "ecommerce.component" (list . "admin")) "admin-token" .Values.admin.token 32) -}}
 {{- end -}}
 
 {{/*
@@ -137,20 +159,60 @@ left for Kubernetes to expand from the POD_NAME variable declared before this on
 {{- join "," $attributes -}}
 {{- end -}}
 
-{{/* The fault scenarios of one role, "NAME[=VALUE]" each: include "ecommerce.roleFaults" (list $ "cart") */}}
-{{- define "ecommerce.roleFaults" -}}
-{{- $root := index . 0 -}}
-{{- $role := index . 1 -}}
-{{- $f := $root.Values.faults -}}
-{{- $out := list -}}
-{{- if and $f.basicBug (eq $role "product") -}}{{- $out = append $out "basic-bug" -}}{{- end -}}
-{{- if and $f.bindLocalhost (eq $role "api-gateway") -}}{{- $out = append $out "bind-localhost" -}}{{- end -}}
-{{- if and $f.paymentFailure (eq $role "payment") -}}{{- $out = append $out (printf "payment-failure=%v" $f.paymentFailure) -}}{{- end -}}
-{{- if and $f.paymentLatency (eq $role "payment") -}}{{- $out = append $out (printf "payment-latency=%v" (int64 $f.paymentLatency)) -}}{{- end -}}
-{{- if and $f.cartDataOutage (eq $role "cart") -}}{{- $out = append $out "cart-data-outage" -}}{{- end -}}
-{{- if and $f.memoryLeak (eq $role $f.memoryLeak) -}}{{- $out = append $out (printf "memory-leak=%s" $role) -}}{{- end -}}
-{{- $out = concat $out ((index $root.Values.roles $role).faults | default list) -}}
-{{- join "," (uniq $out) -}}
+{{/*
+Where the whole shop's live fault state lives (every role's ECOMMERCE_FAULT_STATE, and the
+hook Job that writes it): session-data's primary, database 1, apart from the sessions in 0.
+Built here alone, so that a session-data outside the chart changes one place.
+*/}}
+{{- define "ecommerce.faultStateUrl" -}}
+{{- printf "%s/1" (include "ecommerce.redisUrl" (list . "session-data")) -}}
+{{- end -}}
+
+{{/*
+What the values ask of the fault scenarios, as JSON:
+  live          the shop's live fault list, "NAME[=VALUE]" each: the faults: section and
+                every roles.<role>.faults list, folded into one (each fault acts on the
+                role it concerns, or names it: memory-leak=<role>), bind-localhost left out
+  bindLocalhost whether the api-gateway starts with --fault bind-localhost (it decides a
+                bind, so it takes a restart, not a live switch)
+  trafficLevel  the synthetics' live traffic level: synthetics.trafficSpikeLevel while
+                faults.trafficSpike is on, else 1
+The live state holds one value per fault: the same fault twice with different values fails.
+*/}}
+{{- define "ecommerce.faults" -}}
+{{- $f := .Values.faults -}}
+{{- $all := list -}}
+{{- if $f.basicBug }}{{ $all = append $all "basic-bug" }}{{ end -}}
+{{- if $f.bindLocalhost }}{{ $all = append $all "bind-localhost" }}{{ end -}}
+{{- if $f.paymentFailure }}{{ $all = append $all (printf "payment-failure=%v" $f.paymentFailure) }}{{ end -}}
+{{- if $f.paymentLatency }}{{ $all = append $all (printf "payment-latency=%v" (int64 $f.paymentLatency)) }}{{ end -}}
+{{- if $f.cartDataOutage }}{{ $all = append $all "cart-data-outage" }}{{ end -}}
+{{- if $f.memoryLeak }}{{ $all = append $all (printf "memory-leak=%s" $f.memoryLeak) }}{{ end -}}
+{{- range $role := keys .Values.roles | sortAlpha }}
+{{- $all = concat $all ((index $.Values.roles $role).faults | default list) }}
+{{- end -}}
+{{- $all = uniq $all -}}
+{{- $seen := dict -}}
+{{- range $all }}
+{{- $name := regexReplaceAll "=.*$" . "" }}
+{{- if hasKey $seen $name }}
+{{- fail (printf "faults: %s and %s: the shop's live fault state holds one value per fault; keep one of them (in faults: or in roles.<role>.faults)" (get $seen $name) .) }}
+{{- end }}
+{{- $_ := set $seen $name . }}
+{{- end -}}
+{{- $level := 1 -}}
+{{- if $f.trafficSpike }}{{ $level = .Values.synthetics.trafficSpikeLevel }}{{ end -}}
+{{- dict "live" (without $all "bind-localhost") "bindLocalhost" (has "bind-localhost" $all) "trafficLevel" (toString $level) | toJson -}}
+{{- end -}}
+
+{{/* The faults one role starts with (a JSON list): include "ecommerce.startFaults" (list $ "api-gateway") */}}
+{{- define "ecommerce.startFaults" -}}
+{{- $faults := include "ecommerce.faults" (index . 0) | fromJson -}}
+{{- if and $faults.bindLocalhost (eq (index . 1) "api-gateway") -}}
+{{- list "bind-localhost" | toJson -}}
+{{- else -}}
+{{- list | toJson -}}
+{{- end -}}
 {{- end -}}
 
 {{/* securityContext of a pod whose processes run as (list <uid> <gid>). */}}
