@@ -21,6 +21,8 @@ const LANDS_WITHIN: Duration = Duration::from_secs(2);
 trait ShopAdmin {
     async fn admin(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Reply;
     async fn set_faults(&self, body: Value) -> Value;
+    /// `/api/v1/admin/scenario` with the token.
+    async fn scenario(&self, method: Method, body: Value) -> Reply;
 }
 
 impl ShopAdmin for TestApp {
@@ -44,6 +46,11 @@ impl ShopAdmin for TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
         reply.json()
+    }
+
+    async fn scenario(&self, method: Method, body: Value) -> Reply {
+        self.admin(method, "/api/v1/admin/scenario", Some(TOKEN), body)
+            .await
     }
 }
 
@@ -295,31 +302,10 @@ async fn sequence_at(app: &TestApp, base: &str, span: Duration) -> Vec<Value> {
 async fn a_scenario_runs_its_steps_in_order_and_an_abort_ends_it() {
     let (app, _state) = shop_with_state().await;
 
-    let started = app
-        .admin(
-            Method::PUT,
-            "/api/v1/admin/scenario",
-            Some(TOKEN),
-            game_day(),
-        )
-        .await;
+    let started = app.scenario(Method::PUT, game_day()).await;
     let seen = sequence_at(&app, &app.url(Role::Cart, ""), Duration::from_millis(4500)).await;
-    let done = app
-        .admin(
-            Method::GET,
-            "/api/v1/admin/scenario",
-            Some(TOKEN),
-            Value::Null,
-        )
-        .await
-        .json();
-    app.admin(
-        Method::PUT,
-        "/api/v1/admin/scenario",
-        Some(TOKEN),
-        game_day(),
-    )
-    .await;
+    let done = app.scenario(Method::GET, Value::Null).await.json();
+    app.scenario(Method::PUT, game_day()).await;
     until_applied(
         &app,
         &app.url(Role::Cart, ""),
@@ -327,15 +313,7 @@ async fn a_scenario_runs_its_steps_in_order_and_an_abort_ends_it() {
         LANDS_WITHIN,
     )
     .await;
-    let aborted = app
-        .admin(
-            Method::DELETE,
-            "/api/v1/admin/scenario",
-            Some(TOKEN),
-            Value::Null,
-        )
-        .await
-        .json();
+    let aborted = app.scenario(Method::DELETE, Value::Null).await.json();
 
     assert_eq!(started.status, StatusCode::OK, "{}", started.json());
     assert_eq!(started.json()["state"], "running");
@@ -416,26 +394,14 @@ async fn every_process_of_a_topology_follows_the_shared_state_even_ones_started_
 
     // A scenario runs its steps in order in another process than the one that took it,
     // and an abort ends it there too.
-    app.admin(
-        Method::PUT,
-        "/api/v1/admin/scenario",
-        Some(TOKEN),
-        game_day(),
-    )
-    .await;
+    app.scenario(Method::PUT, game_day()).await;
     let seen = sequence_at(&app, &app.url(Role::Cart, ""), Duration::from_millis(4500)).await;
     assert_eq!(
         seen.iter().filter(|f| **f != json!([])).collect::<Vec<_>>(),
         [&json!(["payment-failure=1"]), &json!(["cart-data-outage"])],
         "{seen:?}"
     );
-    app.admin(
-        Method::PUT,
-        "/api/v1/admin/scenario",
-        Some(TOKEN),
-        game_day(),
-    )
-    .await;
+    app.scenario(Method::PUT, game_day()).await;
     until_applied(
         &app,
         &payments[1],
@@ -443,13 +409,7 @@ async fn every_process_of_a_topology_follows_the_shared_state_even_ones_started_
         LANDS_WITHIN,
     )
     .await;
-    app.admin(
-        Method::DELETE,
-        "/api/v1/admin/scenario",
-        Some(TOKEN),
-        Value::Null,
-    )
-    .await;
+    app.scenario(Method::DELETE, Value::Null).await;
     until_applied(&app, &payments[1], json!([]), LANDS_WITHIN).await;
     drop(state);
 }
@@ -517,14 +477,7 @@ async fn every_change_is_counted_by_what_changed() {
     let app = spawn_app_with_token(Some(TOKEN)).await;
     app.set_faults(json!({"faults": []})).await;
     app.set_faults(json!({"faults": ["basic-bug"]})).await;
-    let scenario = app
-        .admin(
-            Method::PUT,
-            "/api/v1/admin/scenario",
-            Some(TOKEN),
-            game_day(),
-        )
-        .await;
+    let scenario = app.scenario(Method::PUT, game_day()).await;
     assert_eq!(scenario.status, StatusCode::OK);
     let metrics = app.metrics(Role::WebGateway).await;
     let count = |change| {

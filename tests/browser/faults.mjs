@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
+import { check, log, ok, pickBase, tally } from './harness.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,32 +37,7 @@ const TOKEN = randomBytes(18).toString('base64url');
 const FAULT = 'payment-failure';
 const SPEC = 'payment-failure=1';
 
-let passed = 0;
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`, ...a);
-function check(cond, what, detail = '') {
-  if (!cond) throw new Error(`${what}${detail ? `: ${detail}` : ''}`);
-  passed++;
-  log(`ok   ${what}`);
-}
-
 // ---- the shop: one process running every role ----
-const free = (port) =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-
-async function pickBase() {
-  if (process.env.BASE_PORT) return Number(process.env.BASE_PORT);
-  for (let base = 18680; base < 19200; base += 10) {
-    let all = true;
-    for (let i = 0; i < 7 && all; i++) all = await free(base + i);
-    if (all) return base;
-  }
-  throw new Error('no 7 free ports between 18680 and 19200');
-}
 
 async function startShop(base) {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build first`);
@@ -359,7 +334,7 @@ async function run(browser, origin, width) {
 async function main() {
   log('the fault page in headless Chromium');
   mkdirSync(SHOTS, { recursive: true });
-  const base = await pickBase();
+  const base = await pickBase(18680, 19200);
   const shop = await startShop(base);
   let browser;
   try {
@@ -382,10 +357,10 @@ async function main() {
 }
 
 main().then(
-  () => console.log(`${passed} passed, 0 failed`),
+  () => console.log(`${tally.passed} passed, 0 failed`),
   (e) => {
     console.error(`FAIL ${e.message}`);
-    console.log(`${passed} passed, 1 failed`);
+    console.log(`${tally.passed} passed, 1 failed`);
     process.exitCode = 1;
   },
 );

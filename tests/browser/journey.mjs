@@ -24,7 +24,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
+import { check, log, ok, pickBase, tally } from './harness.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -81,18 +81,7 @@ function securityHeaderProblems(headers) {
   return wrong;
 }
 
-let passed = 0;
 let failed = 0;
-const t0 = Date.now();
-const log = (...a) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`, ...a);
-function ok(what) {
-  passed++;
-  log(`ok   ${what}`);
-}
-function check(cond, what, detail = '') {
-  if (!cond) throw new Error(`${what}${detail ? `: ${detail}` : ''}`);
-  ok(what);
-}
 
 // ---- the first load's size ----
 function bundleSize() {
@@ -113,22 +102,6 @@ function bundleSize() {
 }
 
 // ---- the shop, as separate processes ----
-const free = (port) =>
-  new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-
-async function pickBase() {
-  if (process.env.BASE_PORT) return Number(process.env.BASE_PORT);
-  for (let base = 18480; base < 19000; base += 10) {
-    let all = true;
-    for (let i = 0; i < 7 && all; i++) all = await free(base + i);
-    if (all) return base;
-  }
-  throw new Error('no 7 free ports between 18480 and 19000');
-}
 
 const topology = path.join(ROOT, 'scripts/topology.sh');
 async function startShop(base) {
@@ -503,7 +476,7 @@ async function main() {
   bundleSize();
   rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
-  const base = await pickBase();
+  const base = await pickBase(18480, 19000);
   const shop = await startShop(base);
   let browser;
   try {
@@ -527,14 +500,14 @@ async function main() {
 
 main().then(
   () => {
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(`${tally.passed} passed, ${failed} failed`);
   },
   (e) => {
     failed++;
     console.error(`FAIL ${e.message}`);
     // A step that broke because the policy blocked something: say so.
     if (cspSeen.length) console.error(`Content-Security-Policy violations seen:\n  ${cspSeen.join('\n  ')}`);
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(`${tally.passed} passed, ${failed} failed`);
     process.exitCode = 1;
   },
 );
