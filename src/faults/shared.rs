@@ -456,7 +456,6 @@ impl Control {
                 );
             }
         }
-        faults.bind_localhost = self.started.bind_localhost;
         if let Err(why) = self.switch.replace(faults) {
             log::warn!("msg=\"fault state not applied\" reason={why:?}");
             return;
