@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { check, log, ok, pickBase, tally } from './harness.mjs';
+import { atEachWidth, check, log, ok, pickBase, tally } from './harness.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -336,21 +336,9 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const base = await pickBase(18680, 19200);
   const shop = await startShop(base);
-  let browser;
   try {
-    const origin = `http://127.0.0.1:${base}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
-    log(`Chromium ${browser.version()} against ${origin}`);
-    for (const width of [375, 1440]) {
-      log(`the fault page at ${width} px`);
-      await run(browser, origin, width);
-    }
+    await atEachWidth(chromium, CHROMIUM, `http://127.0.0.1:${base}`, 'the fault page', run);
   } finally {
-    await browser?.close().catch(() => {});
     shop.stop();
   }
   log(`screenshots in ${path.relative(ROOT, SHOTS)}/`);

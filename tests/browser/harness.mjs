@@ -35,3 +35,26 @@ export async function pickBase(from, to) {
   }
   throw new Error(`no 7 free ports between ${from} and ${to}`);
 }
+
+/**
+ * Launches Chromium headless at `executablePath` (with playwright-core's `chromium`) and
+ * runs `each(browser, origin, width)` at a phone's and a desktop's width, closing it however
+ * that ends.
+ */
+export async function atEachWidth(chromium, executablePath, origin, what, each) {
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    log(`Chromium ${browser.version()} against ${origin}`);
+    for (const width of [375, 1440]) {
+      log(`${what} at ${width} px`);
+      await each(browser, origin, width);
+    }
+  } finally {
+    await browser?.close().catch(() => {});
+  }
+}

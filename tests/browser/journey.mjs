@@ -24,7 +24,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { check, log, ok, pickBase, tally } from './harness.mjs';
+import { atEachWidth, check, log, ok, pickBase, tally } from './harness.mjs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -478,21 +478,9 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   const base = await pickBase(18480, 19000);
   const shop = await startShop(base);
-  let browser;
   try {
-    const origin = `http://127.0.0.1:${base}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
-    log(`Chromium ${browser.version()} against ${origin}`);
-    for (const width of [375, 1440]) {
-      log(`journey at ${width} px`);
-      await journey(browser, origin, width);
-    }
+    await atEachWidth(chromium, CHROMIUM, `http://127.0.0.1:${base}`, 'journey', journey);
   } finally {
-    await browser?.close().catch(() => {});
     shop.stop();
   }
   log(`screenshots in ${path.relative(ROOT, SHOTS)}/`);
