@@ -43,9 +43,14 @@ pub enum FaultsCommand {
 
 #[derive(Debug, Args)]
 pub struct FaultsSetArgs {
-    /// Where the shop's fault state lives: redis://host:port/db.
+    /// Where the shop's fault state lives: redis://host:port/db (rediss:// over TLS).
     #[arg(long, env = "ECOMMERCE_FAULT_STATE")]
     pub fault_state: String,
+
+    /// PEM certificates (e.g. a private CA) trusted besides the system's roots, for a
+    /// rediss:// fault state.
+    #[arg(long, env = "ECOMMERCE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// The faults to have on, NAME[=VALUE] each (`bind-localhost` is decided at start and
     /// cannot be set here).
@@ -74,6 +79,11 @@ pub struct MigrateArgs {
     /// A catalog CSV to load instead of the one built into the binary.
     #[arg(long, env = "ECOMMERCE_CATALOG")]
     pub catalog: Option<std::path::PathBuf>,
+
+    /// PEM certificates (e.g. a private CA) trusted besides the system's roots, as with
+    /// `serve`.
+    #[arg(long, env = "ECOMMERCE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -103,7 +113,7 @@ pub struct ServeArgs {
     #[arg(long = "upstream", value_name = "NAME=URL", value_parser = parse_upstream)]
     pub upstreams: Vec<(Role, String)>,
 
-    /// cart-data: redis://... or memory.
+    /// cart-data: redis://..., rediss://... (TLS) or memory.
     #[arg(long, env = "ECOMMERCE_CART_DATA", default_value = "memory")]
     pub cart_data: StoreUrl,
 
@@ -111,7 +121,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_CART_DATA_REPLICA")]
     pub cart_data_replica: Option<StoreUrl>,
 
-    /// session-data: redis://... or memory.
+    /// session-data: redis://..., rediss://... (TLS) or memory.
     #[arg(long, env = "ECOMMERCE_SESSION_DATA", default_value = "memory")]
     pub session_data: StoreUrl,
 
@@ -119,15 +129,21 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_SESSION_DATA_REPLICA")]
     pub session_data_replica: Option<StoreUrl>,
 
-    /// product-data: postgres://... or memory (the catalog built into the binary).
+    /// product-data: postgres://... (TLS as its sslmode says: disable, prefer, require,
+    /// verify-ca, verify-full) or memory (the catalog built into the binary).
     #[arg(long, env = "ECOMMERCE_PRODUCT_DATA", default_value = "memory")]
     pub product_data: StoreUrl,
+
+    /// PEM certificates (e.g. a private CA) that every outgoing TLS connection (stores,
+    /// OTLP export, --content-source) trusts besides the system's roots and SSL_CERT_FILE's.
+    #[arg(long, env = "ECOMMERCE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// HMAC key for session cookies; random per process when absent.
     #[arg(long, env = "ECOMMERCE_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
 
-    /// Base URL of an image bucket (http:// or https://, trusted as SSL_CERT_FILE says);
+    /// Base URL of an image bucket (http:// or https://, trusted as --ca-file says);
     /// absent: the built-in images.
     #[arg(long, env = "ECOMMERCE_CONTENT_SOURCE", value_parser = parse_http_url)]
     pub content_source: Option<String>,
@@ -146,7 +162,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ECOMMERCE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// Where the whole shop's live fault state lives (redis://host:port/db): this process
+    /// Where the whole shop's live fault state lives (redis://host:port/db, rediss:// over
+    /// TLS): this process
     /// follows it (within 2 s) instead of keeping its own faults; absent: its own only.
     #[arg(long, env = "ECOMMERCE_FAULT_STATE", value_parser = parse_fault_state)]
     pub fault_state: Option<String>,
@@ -174,6 +191,16 @@ pub struct ServeArgs {
     /// Seconds in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "ECOMMERCE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+
+    /// On SIGTERM, seconds to keep serving with /readyz at 503 (so that endpoints and
+    /// load balancers stop sending) before the listeners close.
+    #[arg(long, env = "ECOMMERCE_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
+
+    /// Bind with SO_REUSEPORT, so that a new process can start beside this one on the
+    /// same address and take over (a rolling replacement).
+    #[arg(long, env = "ECOMMERCE_REUSE_PORT")]
+    pub reuse_port: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +300,9 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
     if let Some(source) = &settings.content_source {
         option("--content-source", source.clone());
     }
+    if let Some(path) = &settings.ca_file {
+        option("--ca-file", path.to_string_lossy().into_owned());
+    }
     let delay = settings.payment_delay;
     option(
         "--payment-delay-ms",
@@ -299,6 +329,10 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
         "--shutdown-timeout-secs",
         settings.shutdown_timeout.as_secs().to_string(),
     );
+    option("--drain-secs", settings.drain.as_secs().to_string());
+    if settings.reuse_port {
+        args.push("--reuse-port".into());
+    }
     let mut env = Vec::new();
     let compression = |otlp: &Otlp| otlp.compression.as_str().to_string();
     if let Some(otlp) = &settings.otlp {
@@ -322,7 +356,7 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
             ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", compression(otlp)),
         ]);
     }
-    if let Some(path) = &settings.ca_file {
+    if let Some(path) = &settings.ssl_cert_file {
         env.push(("SSL_CERT_FILE", path.to_string_lossy().into_owned()));
     }
     ServeCommand { args, env }
@@ -407,9 +441,10 @@ impl ServeArgs {
         };
         settings.otlp = traces_from_env(&env).map_err(env_error)?;
         settings.otlp_logs = logs_from_env(&env).map_err(env_error)?;
-        settings.ca_file = env("SSL_CERT_FILE")
+        settings.ssl_cert_file = env("SSL_CERT_FILE")
             .filter(|path| !path.trim().is_empty())
             .map(std::path::PathBuf::from);
+        settings.ca_file = self.ca_file.filter(|path| !path.as_os_str().is_empty());
         settings.admin_token = self.admin_token.filter(|t| !t.is_empty()).map(Secret::new);
         settings.fault_state = self.fault_state;
 
@@ -431,6 +466,8 @@ impl ServeArgs {
         settings.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         settings.workers = self.workers;
         settings.shutdown_timeout = Duration::from_secs(self.shutdown_timeout_secs);
+        settings.drain = Duration::from_secs(self.drain_secs);
+        settings.reuse_port = self.reuse_port;
         Ok(settings)
     }
 }
@@ -506,6 +543,7 @@ mod tests {
         s.session_secret = Secret::new("k".into());
         s.admin_token = Some(Secret::new("t".into()));
         s.content_source = Some("http://bucket:9000/images".into());
+        s.ca_file = Some("/etc/shop/stores-ca.pem".into());
         s.payment_delay = "5-7".parse().unwrap();
         s.faults =
             Faults::parse(&["payment-failure=0.5".to_string(), "basic-bug".to_string()]).unwrap();
@@ -515,6 +553,8 @@ mod tests {
         s.request_timeout = Duration::from_millis(4000);
         s.workers = 3;
         s.shutdown_timeout = Duration::from_secs(2);
+        s.drain = Duration::from_secs(4);
+        s.reuse_port = true;
         s
     }
 
@@ -548,6 +588,7 @@ mod tests {
             Some("t".into())
         );
         assert_eq!(back.content_source, wired.content_source);
+        assert_eq!(back.ca_file, wired.ca_file);
         assert_eq!(back.payment_delay, wired.payment_delay);
         assert_eq!(back.faults.active(), wired.faults.active());
         assert_eq!(
@@ -566,6 +607,7 @@ mod tests {
         );
         assert_eq!(back.workers, 3);
         assert_eq!(back.shutdown_timeout, wired.shutdown_timeout);
+        assert_eq!((back.drain, back.reuse_port), (wired.drain, true));
         assert!(command.env.is_empty());
     }
 
@@ -577,7 +619,7 @@ mod tests {
             ..Otlp::to("https://collector:4318/v1/traces")
         });
         wired.otlp_logs = Some(Otlp::to("https://collector:4318/v1/logs"));
-        wired.ca_file = Some("/etc/shop/ca.pem".into());
+        wired.ssl_cert_file = Some("/etc/shop/ca.pem".into());
         let command = serve_command(&wired, Role::Cart);
         let mut argv = vec!["ecommerce".to_string()];
         argv.extend(command.args);
@@ -595,7 +637,11 @@ mod tests {
         assert_eq!(logs.endpoint, "https://collector:4318/v1/logs");
         assert_eq!(logs.compression, Compression::None);
         assert_eq!(logs.schedule_delay, Duration::from_millis(5000));
-        assert_eq!(back.ca_file, wired.ca_file);
+        assert_eq!(back.ssl_cert_file, wired.ssl_cert_file);
+        assert_eq!(
+            back.ca_file, wired.ca_file,
+            "--ca-file and SSL_CERT_FILE, both kept"
+        );
     }
 
     #[test]

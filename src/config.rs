@@ -42,9 +42,11 @@ pub struct Settings {
     /// Where log lines are exported as OTLP log records (`OTEL_LOGS_EXPORTER=otlp`);
     /// `None`: stderr only.
     pub otlp_logs: Option<crate::telemetry::settings::Otlp>,
-    /// A PEM file of CA certificates that https calls trust besides the system's
-    /// (`SSL_CERT_FILE`).
+    /// A PEM file of CA certificates that every outgoing TLS connection (stores, OTLP
+    /// export, https calls) trusts besides the system's (`--ca-file`).
     pub ca_file: Option<std::path::PathBuf>,
+    /// Another such file, from the environment's `SSL_CERT_FILE`; trusted as well.
+    pub ssl_cert_file: Option<std::path::PathBuf>,
     pub cart_ttl: Duration,
     pub session_ttl: Duration,
     pub connect_timeout: Duration,
@@ -53,6 +55,12 @@ pub struct Settings {
     pub workers: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long to keep serving with `/readyz` at 503 (so that load
+    /// balancers stop sending) before the listeners close.
+    pub drain: Duration,
+    /// Bind with `SO_REUSEPORT`, so that a new process can start beside this one on the
+    /// same address (a rolling replacement).
+    pub reuse_port: bool,
 }
 
 impl Settings {
@@ -83,12 +91,15 @@ impl Settings {
             otlp: None,
             otlp_logs: None,
             ca_file: None,
+            ssl_cert_file: None,
             cart_ttl: Duration::from_secs(24 * 3600),
             session_ttl: Duration::from_secs(30 * 60),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             workers: 0,
             shutdown_timeout: Duration::from_secs(10),
+            drain: Duration::ZERO,
+            reuse_port: false,
         }
     }
 }

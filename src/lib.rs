@@ -11,3 +11,4 @@ pub mod roles;
 pub mod startup;
 pub mod stores;
 pub mod telemetry;
+pub mod tls;

@@ -84,8 +84,10 @@ fn set_faults(args: FaultsSetArgs) -> Result<(), String> {
         ));
     }
     let switch = std::sync::Arc::new(FaultSwitch::new(Faults::default()));
+    let trust = trust(args.ca_file.as_deref())?;
     let control = Control::shared(&url, switch, Faults::default(), "faults-set".into())
-        .map_err(|e| format!("--fault-state: {e}"))?;
+        .map_err(|e| format!("--fault-state: {e}"))?
+        .trusting(trust.redis());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -130,12 +132,15 @@ fn migrate(args: MigrateArgs) -> Result<(), String> {
         None => ecommerce::catalog::BUILTIN_CSV.to_string(),
     };
     let products = ecommerce::catalog::parse_csv(&csv).map_err(|e| format!("--catalog: {e}"))?;
+    let trust = trust(args.ca_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let done = runtime
-        .block_on(ecommerce::stores::postgres::migrate(url, &products))
+        .block_on(ecommerce::stores::postgres::migrate_trusting(
+            url, &products, &trust,
+        ))
         .map_err(|e| format!("--product-data: {e}"))?;
     log::info!(
         "msg=\"catalog migrated\" products={} changed={}",
@@ -143,6 +148,16 @@ fn migrate(args: MigrateArgs) -> Result<(), String> {
         done.changed
     );
     Ok(())
+}
+
+/// What this command's TLS connections trust, as `serve`'s do: the system's roots,
+/// `SSL_CERT_FILE`'s and `--ca-file`'s.
+fn trust(ca_file: Option<&std::path::Path>) -> Result<ecommerce::tls::Trust, String> {
+    let ssl_cert_file = std::env::var_os("SSL_CERT_FILE")
+        .filter(|path| !path.is_empty())
+        .map(std::path::PathBuf::from);
+    let ca_file = ca_file.filter(|path| !path.as_os_str().is_empty());
+    ecommerce::startup::trust(ca_file, ssl_cert_file.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Every connection is a file: many systems start processes with a soft limit of 1024

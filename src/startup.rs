@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::faults::FaultSwitch;
 use crate::http::body::CLIENT_REQUEST_TIMEOUT;
 use crate::http::client::SERVER_KEEP_ALIVE;
 use crate::http::client::{self, Timeouts};
-use crate::http::context::{Dependencies, Dependency, RoleContext};
+use crate::http::context::{Dependencies, Dependency, Lifecycle, RoleContext};
 use crate::http::error::no_route;
 use crate::http::health::Endpoints;
 use crate::http::{health, observe};
@@ -25,6 +26,7 @@ use crate::role::{Role, Store};
 use crate::roles;
 use crate::stores::{CartStore, ProductStore, SessionStore};
 use crate::telemetry::{logfmt, Telemetry};
+use crate::tls::{Roots, Trust};
 
 /// Why the shop could not start; each names the option to fix.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,9 @@ pub struct Application {
     telemetry: Arc<Telemetry>,
     /// Follows the fault state while the servers run.
     follower: actix_web::rt::task::JoinHandle<()>,
+    lifecycle: Arc<Lifecycle>,
+    /// How long to keep serving, not ready, after SIGTERM.
+    drain: Duration,
 }
 
 struct Running {
@@ -121,6 +126,8 @@ impl Application {
             servers,
             telemetry,
             follower,
+            lifecycle: shared.lifecycle.clone(),
+            drain: settings.drain,
         })
     }
 
@@ -145,16 +152,26 @@ impl Application {
         self.servers.iter().map(|s| s.handle.clone()).collect()
     }
 
-    /// Runs until SIGINT or SIGTERM, then stops accepting, lets in-flight requests
-    /// finish (bounded by the shutdown timeout) and returns.
+    /// Runs until SIGINT or SIGTERM, then drains: answers `/readyz` with 503 and closes
+    /// each connection after its next response for the drain time (a second signal cuts
+    /// it short), then stops accepting, lets in-flight requests finish (bounded by the
+    /// shutdown timeout) and returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handles = self.handles();
+        let (lifecycle, drain) = (self.lifecycle.clone(), self.drain);
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
-            log::info!("msg=\"shutting down\"");
-            for handle in &handles {
-                handle.stop(true).await;
+            lifecycle.drain();
+            if !drain.is_zero() {
+                log::info!("msg=\"draining\" seconds={}", drain.as_secs_f64());
+                tokio::select! {
+                    _ = tokio::time::sleep(drain) => {}
+                    _ = shutdown_signal() => log::info!("msg=\"second signal: draining cut short\""),
+                }
             }
+            log::info!("msg=\"shutting down\"");
+            // All at once, so that one shutdown timeout bounds them all.
+            futures_util::future::join_all(handles.iter().map(|h| h.stop(true))).await;
         });
         for running in self.servers {
             running
@@ -199,7 +216,7 @@ fn bind_all(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupErro
                 log::warn!("msg=\"fault bind-localhost: api-gateway binds 127.0.0.1 only\"");
                 address = format!("127.0.0.1:{port}");
             }
-            bind(&address)
+            bind(&address, settings.reuse_port)
                 .map(|l| (role, l))
                 .map_err(|source| StartupError::Listen {
                     option: "--listen",
@@ -218,7 +235,7 @@ fn bind_admin(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupEr
         .iter()
         .filter(|(role, _)| settings.roles.contains(role))
         .map(|(&role, address)| {
-            bind(address)
+            bind(address, settings.reuse_port)
                 .map(|l| (role, l))
                 .map_err(|source| StartupError::Listen {
                     option: "--admin-listen",
@@ -230,15 +247,34 @@ fn bind_admin(settings: &Settings) -> Result<Vec<(Role, TcpListener)>, StartupEr
         .collect()
 }
 
-fn bind(address: &str) -> std::io::Result<TcpListener> {
+/// A listener on the first of `address`'s addresses that binds; with `reuse_port`, one
+/// that other processes with the option may share (the kernel spreads new connections
+/// over them), as a rolling replacement needs.
+fn bind(address: &str, reuse_port: bool) -> std::io::Result<TcpListener> {
     let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address");
     for addr in address.to_socket_addrs()? {
-        match TcpListener::bind(addr) {
+        let bound = if reuse_port {
+            bind_reusable(addr)
+        } else {
+            TcpListener::bind(addr)
+        };
+        match bound {
             Ok(listener) => return Ok(listener),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+fn bind_reusable(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As std's bind does on Unix: a restart may bind while old connections linger.
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Where each role finds the others: explicit URLs first, then the roles of this
@@ -299,6 +335,7 @@ struct Shared {
     faults: Arc<FaultSwitch>,
     fault_control: Arc<Control>,
     telemetry: Arc<Telemetry>,
+    lifecycle: Arc<Lifecycle>,
     admin_token: Option<Secret>,
     carts: Option<CartStore>,
     sessions: Option<SessionStore>,
@@ -342,6 +379,7 @@ impl Shared {
         web::Data::new(RoleContext {
             admin_token: self.admin_token.clone(),
             fault_control: self.fault_control.clone(),
+            lifecycle: self.lifecycle.clone(),
             ..RoleContext::new(role, self.faults.clone(), self.telemetry.tracer(role))
         })
     }
@@ -350,14 +388,19 @@ impl Shared {
         let has = |role| settings.roles.contains(&role);
         // Only the stores that the roles of this process keep.
         let keeps = |store| settings.roles.iter().any(|r| r.store() == Some(store));
+        // One trust for every TLS connection: the stores', then the https clients'.
+        let trust = trust(
+            settings.ca_file.as_deref(),
+            settings.ssl_cert_file.as_deref(),
+        )?;
         let carts = keeps(Store::CartData)
-            .then(|| cart_store(settings))
+            .then(|| cart_store(settings, &trust))
             .transpose()?;
         let sessions = keeps(Store::SessionData)
-            .then(|| session_store(settings))
+            .then(|| session_store(settings, &trust))
             .transpose()?;
         let products = keeps(Store::ProductData)
-            .then(|| product_store(settings))
+            .then(|| product_store(settings, &trust))
             .transpose()?;
         if settings.session_secret.generated && has(Role::WebGateway) {
             log::warn!(
@@ -367,11 +410,7 @@ impl Shared {
         for fault in settings.faults.active() {
             log::warn!("msg=\"fault active\" fault={}", logfmt::value(&fault));
         }
-        let tls =
-            client::tls_config(settings.ca_file.as_deref()).map_err(|e| StartupError::Config {
-                option: "SSL_CERT_FILE",
-                reason: logfmt::chain(&e),
-            })?;
+        let tls = trust.https();
         let telemetry = Telemetry::start(
             settings.otlp.as_ref(),
             settings.otlp_logs.as_ref(),
@@ -394,7 +433,8 @@ impl Shared {
                 .map_err(|reason| StartupError::Config {
                     option: "--fault-state",
                     reason,
-                })?,
+                })?
+                .trusting(trust.redis()),
             None => Control::local(faults.clone(), settings.faults.clone(), service),
         });
         Ok(Shared {
@@ -402,6 +442,7 @@ impl Shared {
             faults,
             fault_control,
             telemetry: Arc::new(telemetry),
+            lifecycle: Arc::default(),
             admin_token: settings.admin_token.clone(),
             carts,
             sessions,
@@ -428,26 +469,47 @@ fn config_error(option: &'static str) -> impl FnOnce(String) -> StartupError {
     move |reason| StartupError::Config { option, reason }
 }
 
-fn cart_store(settings: &Settings) -> Result<CartStore, StartupError> {
+/// What every outgoing TLS connection of a process trusts (stores, OTLP export, https
+/// calls): the system's root certificates and those of `SSL_CERT_FILE` and `--ca-file`;
+/// a file that cannot be used is named by its option.
+pub fn trust(ca_file: Option<&Path>, ssl_cert_file: Option<&Path>) -> Result<Trust, StartupError> {
+    let mut roots = Roots::system();
+    for (option, path) in [("SSL_CERT_FILE", ssl_cert_file), ("--ca-file", ca_file)] {
+        if let Some(path) = path {
+            roots.add_pem_file(path).map_err(|e| StartupError::Config {
+                option,
+                reason: logfmt::chain(&e),
+            })?;
+        }
+    }
+    Trust::new(roots).map_err(|e| StartupError::Config {
+        option: "--ca-file",
+        reason: logfmt::chain(&e),
+    })
+}
+
+fn cart_store(settings: &Settings, trust: &Trust) -> Result<CartStore, StartupError> {
     CartStore::connect(
         &settings.cart_data,
         settings.cart_data_replica.as_ref(),
         settings.cart_ttl,
+        trust,
     )
     .map_err(config_error("--cart-data"))
 }
 
-fn session_store(settings: &Settings) -> Result<SessionStore, StartupError> {
+fn session_store(settings: &Settings, trust: &Trust) -> Result<SessionStore, StartupError> {
     SessionStore::connect(
         &settings.session_data,
         settings.session_data_replica.as_ref(),
         settings.session_ttl,
+        trust,
     )
     .map_err(config_error("--session-data"))
 }
 
-fn product_store(settings: &Settings) -> Result<ProductStore, StartupError> {
-    ProductStore::connect(&settings.product_data).map_err(config_error("--product-data"))
+fn product_store(settings: &Settings, trust: &Trust) -> Result<ProductStore, StartupError> {
+    ProductStore::connect(&settings.product_data, trust).map_err(config_error("--product-data"))
 }
 
 /// Starts a server of one role on `listener`: the role's own routes with the operational

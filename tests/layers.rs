@@ -9,13 +9,22 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("role", &[]),
+    ("tls", &[]),
     ("catalog", &["domain"]),
     ("telemetry", &["domain", "role"]),
-    ("faults", &["domain", "role"]),
-    ("stores", &["domain", "role", "catalog", "telemetry"]),
+    ("faults", &["domain", "role", "tls"]),
+    ("stores", &["domain", "role", "catalog", "telemetry", "tls"]),
     (
         "http",
-        &["domain", "role", "catalog", "telemetry", "faults", "stores"],
+        &[
+            "domain",
+            "role",
+            "catalog",
+            "telemetry",
+            "faults",
+            "stores",
+            "tls",
+        ],
     ),
     (
         "roles",
@@ -27,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "faults",
             "stores",
             "http",
+            "tls",
         ],
     ),
     (
@@ -45,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "http",
             "roles",
             "config",
+            "tls",
         ],
     ),
     (

@@ -1,6 +1,7 @@
 //! One fault state for the whole shop: the desired faults (with an optional end), a game-day
 //! scenario and the synthetic traffic level, kept where every process reads it
-//! (`--fault-state redis://...`) or, without one, in this process alone.
+//! (`--fault-state redis://...`, or `rediss://...` over TLS) or, without one, in this
+//! process alone.
 //!
 //! Every process polls the state once a second and applies the faults it says are live
 //! *now*, so a change reaches every replica within two seconds, a process that starts
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{FaultSwitch, Faults};
+use crate::tls::{RedisConnectError, RedisServer, Trust};
 
 /// How often every process reads the state.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -188,7 +190,7 @@ pub struct Process {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("the fault state is unreachable")]
-    Unreachable(#[source] redis::RedisError),
+    Unreachable(#[source] RedisConnectError),
     #[error("the fault state holds something unreadable")]
     Corrupt(#[source] serde_json::Error),
 }
@@ -198,7 +200,9 @@ enum Store {
     /// This process alone (no `--fault-state`).
     Local(Mutex<Local>),
     Redis {
-        client: redis::Client,
+        server: RedisServer,
+        /// How a `rediss://` server is trusted.
+        tls: Arc<rustls::ClientConfig>,
         connection: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     },
 }
@@ -251,23 +255,36 @@ impl Control {
         control
     }
 
-    /// The state at `url` (`redis://...`), shared by every process given the same one.
+    /// The state at `url` (`redis://...` or `rediss://...`), shared by every process
+    /// given the same one; over TLS it trusts the system's roots, or as [`Self::trusting`]
+    /// says.
     pub fn shared(
         url: &str,
         switch: Arc<FaultSwitch>,
         started: Faults,
         service: String,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let server = RedisServer::parse(url)?;
+        let tls = Trust::system().map_err(|e| e.to_string())?.redis();
         Ok(Self::with_store(
             Store::Redis {
-                client,
+                server,
+                tls,
                 connection: tokio::sync::Mutex::new(None),
             },
             switch,
             started,
             service,
         ))
+    }
+
+    /// The same control, reaching a `rediss://` state trusting servers as `tls` says (the
+    /// process's one TLS configuration).
+    pub fn trusting(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        if let Store::Redis { tls: trusted, .. } = &mut self.store {
+            *trusted = tls;
+        }
+        self
     }
 
     fn with_store(
@@ -498,18 +515,21 @@ impl Control {
         F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let Store::Redis { client, connection } = &self.store else {
+        let Store::Redis {
+            server,
+            tls,
+            connection,
+        } = &self.store
+        else {
             unreachable!("only a shared state is in Redis");
         };
         let mut slot = connection.lock().await;
         let connected = match slot.as_ref() {
             Some(c) => c.clone(),
             None => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Duration::from_secs(1))
-                    .set_response_timeout(Duration::from_secs(1));
-                let c = client
-                    .get_multiplexed_async_connection_with_config(&config)
+                let second = Some(Duration::from_secs(1));
+                let c = server
+                    .connect(tls, second, second)
                     .await
                     .map_err(StateError::Unreachable)?;
                 *slot = Some(c.clone());
@@ -521,7 +541,7 @@ impl Control {
         if result.is_err() {
             *connection.lock().await = None;
         }
-        result.map_err(StateError::Unreachable)
+        result.map_err(|e| StateError::Unreachable(e.into()))
     }
 }
 

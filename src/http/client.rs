@@ -1,7 +1,7 @@
-//! The outgoing HTTP client (one per worker), how it trusts https peers, its one retry of
-//! calls that failed before any answer, and how its failures map to 502/504.
+//! The outgoing HTTP client (one per worker; https peers are trusted as `crate::tls`
+//! says), its one retry of calls that failed before any answer, and how its failures map
+//! to 502/504.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,92 +43,6 @@ const _: () = assert!(POOL_IDLE.as_secs() < SERVER_KEEP_ALIVE.as_secs());
 pub struct Http {
     pooled: awc::Client,
     fresh: awc::Client,
-}
-
-/// Why the TLS configuration could not be built; each names the file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read the certificates of {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("{} holds no PEM certificate", path.display())]
-    NoCertificate { path: PathBuf },
-    #[error("a certificate of {} cannot be trusted as a root", path.display())]
-    Root {
-        path: PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("no TLS protocol version is available")]
-    Protocols(#[source] rustls::Error),
-}
-
-/// How every outgoing https call (to a service, the image bucket, an OTLP endpoint)
-/// trusts its peer: the system's root certificates, and those of the PEM file `ca_file`
-/// (`SSL_CERT_FILE`, e.g. a private CA). Built once per process, with the `ring`
-/// provider; it only ever speaks HTTP/1.1, like the plain-http clients.
-pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let mut roots = rustls::RootCertStore::empty();
-    // Certificates of the system's store that rustls cannot use are skipped, as are
-    // store locations that cannot be read: a machine without a store still reaches a
-    // private CA's endpoints.
-    let (added, ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
-    log::debug!("msg=\"system root certificates\" added={added} ignored={ignored}");
-    if let Some(path) = ca_file {
-        let read = |source| TlsError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let certificates = CertificateDer::pem_file_iter(path)
-            .map_err(read)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(read)?;
-        if certificates.is_empty() {
-            return Err(TlsError::NoCertificate {
-                path: path.to_path_buf(),
-            });
-        }
-        for certificate in certificates {
-            roots.add(certificate).map_err(|source| TlsError::Root {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Protocols)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The system's root certificates, read once per process (a store is hundreds of files,
-/// and a test starts many shops). Read from the system's own certificate folders, so that
-/// `SSL_CERT_FILE` (a private CA) adds to them: rustls-native-certs, like OpenSSL, would
-/// read that file *instead of* the system store. Where no such folder exists (not a
-/// Unix), the platform's store as rustls-native-certs finds it.
-fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
-    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
-        std::sync::OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let from_folders: Vec<_> = openssl_probe::candidate_cert_dirs()
-            .flat_map(|dir| rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs)
-            .collect();
-        if from_folders.is_empty() {
-            rustls_native_certs::load_native_certs().certs
-        } else {
-            from_folders
-        }
-    })
 }
 
 /// Clients with explicit timeouts that follow no redirects, trusting https peers as
@@ -411,16 +325,5 @@ pub fn upstream_failure(what: &str, reply: &Reply) -> ApiError {
         StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(format!("{what}: {reason}")),
         StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(format!("{what}: {reason}")),
         _ => ApiError::Upstream(format!("{what} failed: {reason}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_systems_roots_are_read_from_its_folders_whatever_the_environment_says() {
-        // Read from the folders, not from SSL_CERT_FILE: a private CA adds to them.
-        assert!(!system_roots().is_empty(), "this machine has a CA store");
     }
 }

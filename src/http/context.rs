@@ -1,6 +1,7 @@
 //! What every handler of one role can reach: its name, metrics, faults, tracer and
 //! dependencies.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::domain::Secret;
@@ -38,12 +39,6 @@ impl Dependency {
         !matches!(self, Dependency::Service(..))
     }
 
-    /// Whether `/readyz` fails while it is down: the api-gateway does not leave its
-    /// Service because one of its upstreams is down (that upstream's routes answer 502).
-    pub fn gates_readiness(&self) -> bool {
-        !matches!(self, Dependency::Service(role, _) if *role != Role::ApiGateway)
-    }
-
     /// Whether it is a store with replicas (Redis), whose unreplicated writes count.
     pub fn has_replicas(&self) -> bool {
         matches!(self, Dependency::CartData(_) | Dependency::SessionData(_))
@@ -72,6 +67,25 @@ impl Dependency {
 /// The dependencies of one worker (each worker has its own store connections).
 pub struct Dependencies(pub Vec<Dependency>);
 
+/// Whether this process still wants traffic: from start-up until a SIGTERM begins its
+/// drain. Shared by every role and listener of the process.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    /// From now on `/readyz` answers 503 and every response closes its connection, so
+    /// that load balancers and pooled callers move to other processes.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
 /// Shared by all workers of a role.
 pub struct RoleContext {
     pub role: Role,
@@ -85,6 +99,8 @@ pub struct RoleContext {
     pub admin_token: Option<Secret>,
     /// Wrong admin tokens by client, shared by the role's listeners.
     pub admin_guesses: super::admin::Guesses,
+    /// The process's: whether it is draining.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl RoleContext {
@@ -100,6 +116,7 @@ impl RoleContext {
             faults,
             admin_token: None,
             admin_guesses: Default::default(),
+            lifecycle: Default::default(),
         }
     }
 

@@ -191,31 +191,31 @@ async fn dependency_health<'d>(
     futures_util::future::join_all(checks).await
 }
 
-/// 200 when every dependency that gates readiness answers (degraded ones included), else
-/// 503 naming the failed ones: `{"ready": bool, "checks": {"cart-data": "up", ...}}`.
+/// Whether this process should get traffic: 200 from start-up until it drains, 503 while
+/// it drains. Dependencies are listed, never decide: a store or upstream that is down
+/// shows as this role's own 5xx answers with a reason, not as the role leaving its
+/// Service (readiness that follows shared dependencies makes failures cascade).
+/// `{"ready": bool, "draining": bool, "checks": {"cart-data": "up", ...}}`.
 async fn readyz(
     ctx: web::Data<RoleContext>,
     deps: web::Data<Dependencies>,
     http: web::Data<client::Http>,
 ) -> HttpResponse {
     let mut checks = Map::new();
-    let mut ready = true;
     for (dependency, outcome) in dependency_health(&deps, &ctx, &http).await {
         let text = match outcome {
             Ok(Health::Up) => "up".to_string(),
             Ok(Health::Degraded(why)) => format!("degraded: {why}"),
-            Err(why) => {
-                ready &= !dependency.gates_readiness();
-                format!("down: {why}")
-            }
+            Err(why) => format!("down: {why}"),
         };
         checks.insert(dependency.name().to_string(), Value::String(text));
     }
-    let body = json!({"ready": ready, "checks": checks});
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
+    let draining = ctx.lifecycle.is_draining();
+    let body = json!({"ready": !draining, "draining": draining, "checks": checks});
+    if draining {
         HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
     }
 }
 

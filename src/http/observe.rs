@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
@@ -57,8 +57,17 @@ pub async fn observe(
 
     let in_flight = role.metrics().in_flight();
     let mut serving = std::pin::pin!(span::scope(current, next.call(req)));
-    let result = serving.as_mut().await;
+    let mut result = serving.as_mut().await;
     drop(in_flight);
+    if role.lifecycle.is_draining() {
+        // Draining: the client's next request goes on a new connection, to another
+        // process (a new one beside this on the same port, or another endpoint).
+        if let Ok(res) = &mut result {
+            res.response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+    }
     let (fault, change) = serving
         .as_mut()
         .take_value()

@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::catalog::Product;
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::telemetry::span::{Call, Outcome, Peer};
+use crate::tls::Trust;
 
 /// The most lines one cart may hold, so traffic generators cannot grow a store unbounded.
 pub const MAX_CART_LINES: usize = 100;
@@ -92,7 +93,7 @@ pub enum StoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("no connection")]
-    RedisPool(#[source] deadpool_redis::PoolError),
+    RedisPool(#[source] redis::PoolError),
     #[error("redis")]
     Redis(#[source] deadpool_redis::redis::RedisError),
     #[error("no connection")]
@@ -116,8 +117,8 @@ pub enum Failure {
     },
 }
 
-impl From<deadpool_redis::PoolError> for Failure {
-    fn from(e: deadpool_redis::PoolError) -> Self {
+impl From<redis::PoolError> for Failure {
+    fn from(e: redis::PoolError) -> Self {
         Failure::RedisPool(e)
     }
 }
@@ -134,7 +135,8 @@ impl From<deadpool_postgres::PoolError> for Failure {
     }
 }
 
-/// Where a store lives, parsed from its option: `memory`, `redis://...` or `postgres://...`.
+/// Where a store lives, parsed from its option: `memory`, `redis://...` (`rediss://...`
+/// over TLS) or `postgres://...` (TLS as its `sslmode` says).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Memory,
@@ -196,13 +198,14 @@ impl CartStore {
         CartStore::Memory(Arc::new(memory::MemoryCarts::new(ttl)))
     }
 
-    /// The store that `url` (and `replica`) name.
+    /// The store that `url` (and `replica`) name, reached over TLS as `trust` says.
     pub fn connect(
         url: &StoreUrl,
         replica: Option<&StoreUrl>,
         ttl: Duration,
+        trust: &Trust,
     ) -> Result<Self, String> {
-        Ok(match redis_pair("cart-data", url, replica)? {
+        Ok(match redis_pair("cart-data", url, replica, trust)? {
             Some(pair) => CartStore::Redis(redis::RedisCarts::new(pair, ttl)),
             None => CartStore::memory(ttl),
         })
@@ -362,13 +365,14 @@ impl SessionStore {
         SessionStore::Memory(Arc::new(memory::MemorySessions::new(ttl)))
     }
 
-    /// The store that `url` (and `replica`) name.
+    /// The store that `url` (and `replica`) name, reached over TLS as `trust` says.
     pub fn connect(
         url: &StoreUrl,
         replica: Option<&StoreUrl>,
         ttl: Duration,
+        trust: &Trust,
     ) -> Result<Self, String> {
-        Ok(match redis_pair("session-data", url, replica)? {
+        Ok(match redis_pair("session-data", url, replica, trust)? {
             Some(pair) => SessionStore::Redis(redis::RedisSessions::new(pair, ttl)),
             None => SessionStore::memory(ttl),
         })
@@ -444,17 +448,18 @@ impl ProductStore {
         ProductStore::Memory(Arc::new(memory::MemoryCatalog::new(products)))
     }
 
-    /// The store that `url` names; `memory` is the catalog built into the binary.
-    pub fn connect(url: &StoreUrl) -> Result<Self, String> {
+    /// The store that `url` names; `memory` is the catalog built into the binary. TLS
+    /// (the URL's `sslmode`) trusts as `trust` says.
+    pub fn connect(url: &StoreUrl, trust: &Trust) -> Result<Self, String> {
         match url {
             StoreUrl::Memory => {
                 let products = crate::catalog::parse_csv(crate::catalog::BUILTIN_CSV)
                     .map_err(|e| e.to_string())?;
                 Ok(ProductStore::memory(products))
             }
-            StoreUrl::Postgres(url) => {
-                Ok(ProductStore::Postgres(postgres::PostgresCatalog::new(url)?))
-            }
+            StoreUrl::Postgres(url) => Ok(ProductStore::Postgres(postgres::PostgresCatalog::new(
+                url, trust,
+            )?)),
             StoreUrl::Redis(_) => {
                 Err("product-data is kept in PostgreSQL (postgres://...) or memory".into())
             }
@@ -665,11 +670,12 @@ fn redis_pair(
     store: &'static str,
     url: &StoreUrl,
     replica: Option<&StoreUrl>,
+    trust: &Trust,
 ) -> Result<Option<redis::RedisPair>, String> {
     match url {
         StoreUrl::Memory => Ok(None),
         StoreUrl::Redis(primary) => {
-            redis::RedisPair::new(store, primary, redis_replica(replica)?).map(Some)
+            redis::RedisPair::new(store, primary, redis_replica(replica)?, trust.redis()).map(Some)
         }
         StoreUrl::Postgres(_) => Err(format!("{store} is kept in Redis (redis://...) or memory")),
     }
@@ -680,7 +686,7 @@ fn redis_replica(replica: Option<&StoreUrl>) -> Result<Option<&str>, String> {
     match replica {
         None => Ok(None),
         Some(StoreUrl::Redis(url)) => Ok(Some(url)),
-        Some(_) => Err("a replica is a redis://... URL".into()),
+        Some(_) => Err("a replica is a redis://... or rediss://... URL".into()),
     }
 }
 
@@ -725,7 +731,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_slowed_embedded_store_answers_later_and_gives_up_like_its_server() {
-        let products = ProductStore::connect(&StoreUrl::Memory).unwrap();
+        let products = ProductStore::connect(&StoreUrl::Memory, &Trust::system().unwrap()).unwrap();
         let id = ProductId::parse("f95e2475").unwrap();
         let started = std::time::Instant::now();
 

@@ -1,11 +1,13 @@
-//! product-data on PostgreSQL: the schema, the catalog migration, and parameterized
-//! queries on pooled connections.
+//! product-data on PostgreSQL: the schema, the catalog migration, parameterized queries on
+//! pooled connections, and TLS as the URL's `sslmode` says.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     finish_store_call, redact, store_call, Failure, Health, PoolUsage, SearchPage, Server,
@@ -13,7 +15,9 @@ use super::{
 };
 use crate::catalog::Product;
 use crate::domain::{Money, ProductId};
+use crate::telemetry::logfmt;
 use crate::telemetry::span::Peer;
+use crate::tls::{Roots, Trust, Verify};
 
 /// How long one operation may take in all (pool wait, connect, queries).
 pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -74,9 +78,131 @@ const MIGRATION_LOCK: i64 = 0x6563_6f6d_6d65;
 /// A query parameter.
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
+/// How connections are secured: libpq's `sslmode`, which tokio-postgres knows only in part
+/// (it has no `verify-ca` or `verify-full`), so the shop reads it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain connections only.
+    Disable,
+    /// TLS when the server offers it, plain otherwise; no certificate check (libpq's
+    /// default, and so the shop's).
+    Prefer,
+    /// TLS or no connection; no certificate check (the chain, with `sslrootcert`).
+    Require,
+    /// TLS, the chain checked up to a trusted root, not the host name.
+    VerifyCa,
+    /// TLS, the chain and that the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl std::str::FromStr for SslMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => {
+                return Err(format!(
+                    "sslmode '{s}' is not one of disable, prefer, require, verify-ca, verify-full"
+                ))
+            }
+        })
+    }
+}
+
+/// A server's URL as the pool connects to it: tokio-postgres's configuration (without
+/// the TLS parameters it does not know), and the TLS that `sslmode` and `sslrootcert`
+/// ask for, over the process's trust.
+#[derive(Clone)]
+struct Target {
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+}
+
+impl Target {
+    fn new(url: &str, trust: &Trust) -> Result<Target, String> {
+        let at_fault = |reason: String| format!("'{}': {reason}", redact(url));
+        let (rest, query) = url.split_once('?').unwrap_or((url, ""));
+        let (mut mode, mut root_cert) = (SslMode::Prefer, None);
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "sslmode" => mode = percent_decode(value).parse().map_err(at_fault)?,
+                "sslrootcert" => root_cert = Some(percent_decode(value)),
+                _ => kept.push(pair),
+            }
+        }
+        let wire = match mode {
+            SslMode::Disable => WireSslMode::Disable,
+            SslMode::Prefer => WireSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => WireSslMode::Require,
+        };
+        let verify = match (mode, &root_cert) {
+            (SslMode::VerifyFull, _) => Verify::Full,
+            // As libpq: `require` with a root certificate file checks the chain.
+            (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => Verify::Chain,
+            _ => Verify::Nothing,
+        };
+        // `sslrootcert=PATH` trusts that file's certificates alone, as with libpq;
+        // `system` (or none) the process's roots.
+        let trust = match root_cert.as_deref() {
+            Some(path) if path != "system" => {
+                let mut roots = Roots::empty();
+                roots
+                    .add_pem_file(std::path::Path::new(path))
+                    .and_then(|()| Trust::new(roots))
+                    .map_err(|e| at_fault(format!("sslrootcert: {}", logfmt::chain(&e))))?
+            }
+            _ => trust.clone(),
+        };
+        let tls = trust
+            .config(verify, b"postgresql")
+            .map_err(|e| at_fault(format!("sslmode: {}", logfmt::chain(&e))))?;
+        let url = if kept.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{rest}?{}", kept.join("&"))
+        };
+        let mut config = config(&url).map_err(at_fault)?;
+        config.ssl_mode(wire);
+        Ok(Target {
+            config,
+            tls: MakeRustlsConnect::new((*tls).clone()),
+        })
+    }
+}
+
+/// `%XX` escapes of a URL's query value decoded (a path may hold them).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn config(url: &str) -> Result<tokio_postgres::Config, String> {
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|e| format!("'{}': {e}", redact(url)))?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
     config.connect_timeout(OP_TIMEOUT);
     // Plan each search for its own pattern: a generic plan for `ILIKE $1` cannot use the
     // trigram indexes and scans the whole table.
@@ -90,7 +216,8 @@ fn config(url: &str) -> Result<tokio_postgres::Config, String> {
 #[derive(Clone)]
 pub struct PostgresCatalog {
     pool: Pool,
-    url: String,
+    /// How each worker's pool connects (kept whole: a pool per worker).
+    target: Arc<Target>,
     server: Arc<Server>,
     /// Every worker's pool, for usage metrics.
     pools: Arc<Mutex<Vec<Pool>>>,
@@ -112,26 +239,13 @@ fn query_error(e: tokio_postgres::Error) -> StoreError {
 }
 
 impl PostgresCatalog {
-    /// A pool for `url` (no connection is made until first use).
-    pub fn new(url: &str) -> Result<Self, String> {
-        let manager = Manager::from_config(
-            config(url)?,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(OP_TIMEOUT))
-            .create_timeout(Some(OP_TIMEOUT))
-            .recycle_timeout(Some(OP_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+    /// A pool for `url` (no connection is made until first use), over TLS as its
+    /// `sslmode` says, trusting servers as `trust` says.
+    pub fn new(url: &str, trust: &Trust) -> Result<Self, String> {
+        let target = Arc::new(Target::new(url, trust)?);
         Ok(PostgresCatalog {
-            pool,
-            url: url.to_string(),
+            pool: pool(&target),
+            target,
             server: Arc::new(Server::of(url)),
             pools: Arc::default(),
         })
@@ -140,8 +254,8 @@ impl PostgresCatalog {
     /// The same store with a pool of its own, for another worker thread.
     pub fn for_worker(&self) -> Self {
         let worker = PostgresCatalog {
-            pools: self.pools.clone(),
-            ..PostgresCatalog::new(&self.url).expect("the URL was valid when the store was built")
+            pool: pool(&self.target),
+            ..self.clone()
         };
         self.pools
             .lock()
@@ -353,12 +467,44 @@ pub struct Migrated {
     pub products: usize,
 }
 
-/// Creates or upgrades the schema and loads `products`, in one transaction.
+fn pool(target: &Target) -> Pool {
+    let manager = Manager::from_config(
+        target.config.clone(),
+        target.tls.clone(),
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(OP_TIMEOUT))
+        .create_timeout(Some(OP_TIMEOUT))
+        .recycle_timeout(Some(OP_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .expect("a runtime and timeouts are given")
+}
+
+/// Creates or upgrades the schema and loads `products`, in one transaction, trusting the
+/// system's root certificates alone (see [`migrate_trusting`]).
 pub async fn migrate(url: &str, products: &[Product]) -> Result<Migrated, String> {
-    let (mut client, connection) = config(url)?
-        .connect(NoTls)
+    let trust = Trust::system().map_err(|e| logfmt::chain(&e))?;
+    migrate_trusting(url, products, &trust).await
+}
+
+/// Creates or upgrades the schema and loads `products`, in one transaction, over TLS as
+/// the URL's `sslmode` says, trusting servers as `trust` says.
+pub async fn migrate_trusting(
+    url: &str,
+    products: &[Product],
+    trust: &Trust,
+) -> Result<Migrated, String> {
+    let target = Target::new(url, trust)?;
+    let (mut client, connection) = target
+        .config
+        .connect(target.tls)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+        .map_err(|e| format!("cannot connect to {}: {}", redact(url), logfmt::chain(&e)))?;
     let driver = tokio::spawn(connection);
     // pg_trgm is a trusted extension: a database owner may create it. Without it search
     // still works, only without its indexes.
@@ -368,7 +514,7 @@ pub async fn migrate(url: &str, products: &[Product]) -> Result<Migrated, String
     if let Err(e) = &trigram {
         log::warn!(
             "msg=\"pg_trgm unavailable: search will not be indexed\" error={}",
-            crate::telemetry::logfmt::value(&crate::telemetry::logfmt::chain(e))
+            logfmt::value(&logfmt::chain(e))
         );
     }
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
@@ -418,6 +564,52 @@ pub async fn migrate(url: &str, products: &[Product]) -> Result<Migrated, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(url: &str) -> Result<Target, String> {
+        Target::new(url, &Trust::system().unwrap())
+    }
+
+    #[test]
+    fn sslmode_is_read_by_the_shop_and_handed_on_as_tokio_postgres_knows_it() {
+        let mode = |url| target(url).map(|t| t.config.get_ssl_mode());
+        assert_eq!(mode("postgres://u@h/db"), Ok(WireSslMode::Prefer));
+        assert_eq!(
+            mode("postgres://u@h/db?sslmode=disable"),
+            Ok(WireSslMode::Disable)
+        );
+        for strict in ["require", "verify-ca", "verify-full"] {
+            let url = format!("postgres://u@h/db?application_name=x&sslmode={strict}");
+            let found = target(&url).unwrap();
+            assert_eq!(
+                found.config.get_ssl_mode(),
+                WireSslMode::Require,
+                "{strict}"
+            );
+            assert_eq!(found.config.get_application_name(), Some("x"));
+        }
+        assert_eq!(
+            "verify-ca".parse::<SslMode>(),
+            Ok(SslMode::VerifyCa),
+            "libpq's spelling"
+        );
+    }
+
+    #[test]
+    fn an_unknown_sslmode_or_unreadable_root_file_is_named_without_the_password() {
+        let err = target("postgres://u:hunter2@h/db?sslmode=verify")
+            .err()
+            .unwrap();
+        assert!(err.contains("sslmode 'verify'"), "{err}");
+        assert!(err.contains("verify-full"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = target("postgres://u@h/db?sslmode=verify-ca&sslrootcert=%2Fnonexistent%2Fca.pem")
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("sslrootcert") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn like_wildcards_are_escaped() {

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use deadpool_redis::redis::{self, AsyncCommands, Script};
-use deadpool_redis::{Config, Pool, Runtime};
+use redis::aio::MultiplexedConnection;
 
 use super::{
     finish_store_call, redact, store_call, Cart, Claim, Failure, Health, PoolUsage, Restore,
@@ -17,6 +18,7 @@ use super::{
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::telemetry::logfmt;
 use crate::telemetry::span::Peer;
+use crate::tls::{RedisConnectError, RedisServer};
 
 /// How long one store operation may take in all (pool wait, connect, command).
 pub(super) const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,7 +50,9 @@ pub struct RedisPair {
     store: &'static str,
     primary: Pool,
     replica: Option<Pool>,
-    urls: (String, Option<String>),
+    /// Where the primary and replica are, parsed once, and how TLS to them is trusted.
+    targets: Arc<(RedisServer, Option<RedisServer>)>,
+    tls: Arc<rustls::ClientConfig>,
     /// Host and port of each, for spans.
     servers: Arc<(Server, Option<Server>)>,
     state: Arc<PairState>,
@@ -66,17 +70,65 @@ struct PairState {
     pools: Mutex<Vec<(Side, Pool)>>,
 }
 
-fn pool(url: &str) -> Result<Pool, String> {
-    Config::from_url(url)
-        .builder()
-        .map_err(|e| format!("'{}': {e}", redact(url)))?
+/// Makes and recycles the connections of a pool as deadpool-redis's manager does, to
+/// `redis://` or (over the process's one TLS configuration) `rediss://` servers.
+struct Connector {
+    server: RedisServer,
+    tls: Arc<rustls::ClientConfig>,
+    ping_number: std::sync::atomic::AtomicUsize,
+}
+
+impl managed::Manager for Connector {
+    type Type = MultiplexedConnection;
+    type Error = RedisConnectError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisConnectError> {
+        // The pool's create timeout bounds it.
+        self.server.connect(&self.tls, None, None).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<RedisConnectError> {
+        let ping_number = self.ping_number.fetch_add(1, Ordering::Relaxed).to_string();
+        let (n,) = redis::Pipeline::with_capacity(2)
+            .cmd("UNWATCH")
+            .ignore()
+            .cmd("PING")
+            .arg(&ping_number)
+            .query_async::<(String,)>(conn)
+            .await
+            .map_err(|e| RecycleError::Backend(e.into()))?;
+        if n == ping_number {
+            Ok(())
+        } else {
+            Err(RecycleError::message("Invalid PING response"))
+        }
+    }
+}
+
+type Pool = managed::Pool<Connector>;
+/// A pooled connection.
+type Connection = managed::Object<Connector>;
+/// Why no pooled connection could be had.
+pub type PoolError = managed::PoolError<RedisConnectError>;
+
+fn pool(server: &RedisServer, tls: &Arc<rustls::ClientConfig>) -> Pool {
+    let connector = Connector {
+        server: server.clone(),
+        tls: tls.clone(),
+        ping_number: Default::default(),
+    };
+    Pool::builder(connector)
         .max_size(POOL_SIZE)
         .wait_timeout(Some(OP_TIMEOUT))
         .create_timeout(Some(OP_TIMEOUT))
         .recycle_timeout(Some(OP_TIMEOUT))
-        .runtime(Runtime::Tokio1)
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| format!("'{}': {e}", redact(url)))
+        .expect("a runtime and timeouts are given")
 }
 
 /// Runs `op` within the operation timeout.
@@ -120,20 +172,30 @@ impl From<redis::RedisError> for WriteError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for WriteError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
+impl From<PoolError> for WriteError {
+    fn from(e: PoolError) -> Self {
         WriteError::Failed(Failure::RedisPool(e))
     }
 }
 
 impl RedisPair {
-    /// Pools for the primary and replica URLs (no connection is made until first use).
-    pub fn new(store: &'static str, primary: &str, replica: Option<&str>) -> Result<Self, String> {
+    /// Pools for the primary and replica URLs (no connection is made until first use);
+    /// `rediss://` ones trust servers as `tls` says.
+    pub fn new(
+        store: &'static str,
+        primary: &str,
+        replica: Option<&str>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, String> {
+        let parse =
+            |url: &str| RedisServer::parse(url).map_err(|e| format!("'{}': {e}", redact(url)));
+        let targets = (parse(primary)?, replica.map(parse).transpose()?);
         Ok(RedisPair {
             store,
-            primary: pool(primary)?,
-            replica: replica.map(pool).transpose()?,
-            urls: (primary.to_string(), replica.map(str::to_string)),
+            primary: pool(&targets.0, &tls),
+            replica: targets.1.as_ref().map(|r| pool(r, &tls)),
+            targets: Arc::new(targets),
+            tls,
             servers: Arc::new((Server::of(primary), replica.map(Server::of))),
             state: Arc::default(),
         })
@@ -187,10 +249,9 @@ impl RedisPair {
     /// The same store with pools of its own, for another worker thread (connections
     /// belong to the runtime that made them), sharing what is known about health.
     pub fn for_worker(&self) -> Self {
-        let valid = "the URL was valid when the store was built";
         let pair = RedisPair {
-            primary: pool(&self.urls.0).expect(valid),
-            replica: self.urls.1.as_deref().map(|u| pool(u).expect(valid)),
+            primary: pool(&self.targets.0, &self.tls),
+            replica: self.targets.1.as_ref().map(|r| pool(r, &self.tls)),
             ..self.clone()
         };
         let mut pools = self.state.pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -266,8 +327,8 @@ impl RedisPair {
         op: F,
     ) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
-        Fut: Future<Output = Result<(T, deadpool_redis::Connection), redis::RedisError>>,
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = Result<(T, Connection), redis::RedisError>>,
     {
         let write = async {
             let conn = self.primary.get().await?;
@@ -302,7 +363,7 @@ impl RedisPair {
 
     /// Waits until the replica has this connection's writes. While the replica is down,
     /// writes go on with the primary alone: counted, and logged once per outage.
-    async fn replicate(&self, conn: &mut deadpool_redis::Connection) {
+    async fn replicate(&self, conn: &mut Connection) {
         if self.replica.is_none() {
             return;
         }

@@ -15,6 +15,7 @@
 //!            (`cargo xtask otlp-sink`) counts
 //! tls        a private CA made per test, and HTTPS servers presenting its certificate
 //! stores     real Redis and PostgreSQL: the shared servers, private ones, fresh databases
+//! store_tls  private Redis and PostgreSQL servers speaking TLS with a test CA's certificate
 //! ports      the one way to pick a free port
 //! ```
 
@@ -23,6 +24,7 @@ pub mod otlp;
 pub mod ports;
 pub mod processes;
 pub mod shop;
+pub mod store_tls;
 pub mod stores;
 pub mod stub;
 pub mod tls;

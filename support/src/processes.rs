@@ -39,7 +39,7 @@ pub const BINARY_VAR: &str = "ECOMMERCE_BIN";
 const PROBE_WITHIN: Duration = Duration::from_secs(2);
 /// Between two looks at a process that is starting or stopping.
 const POLL: Duration = Duration::from_millis(20);
-/// Between two rounds of `/readyz` requests: readiness waits on stores and peers.
+/// Between two rounds of `/readyz` requests.
 const READY_POLL: Duration = Duration::from_millis(200);
 /// How long a process that is not our child may take to vanish after SIGKILL.
 const KILLED_WITHIN: Duration = Duration::from_secs(5);
@@ -606,8 +606,8 @@ impl Topology {
         self.check_running_among(&ids)
     }
 
-    /// Waits until every process's `/readyz` answers 200 (its stores and the peers it
-    /// calls are there), within `within`. A process that exits meanwhile ends the wait.
+    /// Waits until every process's `/readyz` answers 200 (it has started and is not
+    /// draining; its stores and peers are its own business), within `within`. A process that exits meanwhile ends the wait.
     pub async fn wait_until_ready(&mut self, within: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + within;
         loop {

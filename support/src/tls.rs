@@ -1,8 +1,10 @@
 //! TLS for tests: a private CA made on the spot ([`TestCa`]), whose certificate file the
-//! shop is told to trust (`SSL_CERT_FILE`), and HTTPS servers ([`TlsStub`]) presenting a
-//! certificate it signed for 127.0.0.1 and localhost.
+//! shop is told to trust (`SSL_CERT_FILE`, `--ca-file`), HTTPS servers ([`TlsStub`])
+//! presenting a certificate it signed for 127.0.0.1 and localhost, and certificate and key
+//! files it signed for other servers ([`TestCa::server_files`]).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -13,8 +15,19 @@ pub struct TestCa {
     /// The CA's certificate in PEM, in a file of its own: what `SSL_CERT_FILE` names.
     pub ca_file: PathBuf,
     server: rustls::ServerConfig,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
+    /// How many server files were made, for their names.
+    made: AtomicUsize,
     /// Removed with the CA.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+/// A server's certificate (signed by a [`TestCa`]) and private key, in PEM files.
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl TestCa {
@@ -59,8 +72,34 @@ impl TestCa {
         TestCa {
             ca_file,
             server,
-            _dir: dir,
+            ca_cert,
+            ca_key,
+            made: AtomicUsize::new(0),
+            dir,
         }
+    }
+
+    /// A certificate the CA signs for `names` (host names, or IP addresses such as
+    /// `127.0.0.1`), and its key, as files in the CA's folder (removed with it).
+    pub fn server_files(&self, names: &[&str]) -> ServerFiles {
+        let key = KeyPair::generate().expect("a server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("server parameters");
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().cloned().unwrap_or_default(),
+        );
+        let cert = params
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .expect("a server certificate signed by the CA");
+        let n = self.made.fetch_add(1, Ordering::Relaxed);
+        let files = ServerFiles {
+            cert: self.dir.path().join(format!("server-{n}.pem")),
+            key: self.dir.path().join(format!("server-{n}.key")),
+        };
+        std::fs::write(&files.cert, cert.pem()).expect("the certificate written");
+        std::fs::write(&files.key, key.serialize_pem()).expect("the key written");
+        files
     }
 
     /// What a server presenting the CA-signed certificate is configured with.

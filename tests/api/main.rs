@@ -13,5 +13,6 @@ mod journey;
 mod orders;
 mod payment;
 mod product;
+mod readiness;
 mod smoke;
 mod telemetry;
