@@ -42,6 +42,8 @@ apt_install() {
 
 ensure_binaries() {
   command -v redis-server >/dev/null || apt_install redis-server
+  # The rolling-replacement test (tests/rollout.rs) drives load with wrk.
+  command -v wrk >/dev/null || apt_install wrk
   ECOMMERCE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   if [ -z "$ECOMMERCE_PG_BIN" ] || [ ! -x "$ECOMMERCE_PG_BIN/initdb" ]; then
     apt_install postgresql

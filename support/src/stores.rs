@@ -205,23 +205,40 @@ async fn admin(server: &str, sql: &str) {
     let _ = driver.await;
 }
 
+/// How the chart runs a Redis primary with persistence: an append-only file flushed once a
+/// second, so a crash may lose the last second of writes and nothing older.
+pub const CHART_PERSISTENCE: &[&str] = &["--appendonly", "yes", "--appendfsync", "everysec"];
+
+/// No persistence at all: a restart starts empty.
+pub const NO_PERSISTENCE: &[&str] = &["--appendonly", "no"];
+
 /// A redis-server process of the test's own, on a free port, optionally a replica.
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
     replica_of: Option<u16>,
+    /// Given after the defaults (a later directive wins), and again on a restart.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
-    /// A primary that keeps an append-only file, so a restart keeps its data.
+    /// A primary that keeps an append-only file, fsynced on every write, so a restart
+    /// keeps its data.
     pub fn primary() -> RedisServer {
-        Self::start(free_port(), None, tempfile::tempdir().unwrap())
+        Self::primary_with(&[])
+    }
+
+    /// A primary started with `args` after the defaults (which they override), e.g.
+    /// [`CHART_PERSISTENCE`] or [`NO_PERSISTENCE`]; a restart uses them again.
+    pub fn primary_with(args: &[&str]) -> RedisServer {
+        let extra = args.iter().map(|a| a.to_string()).collect();
+        Self::start(free_port(), None, tempfile::tempdir().unwrap(), extra)
     }
 
     /// A primary on a given port (e.g. one a role was told about before it existed).
     pub fn primary_on(port: u16) -> RedisServer {
-        Self::start(port, None, tempfile::tempdir().unwrap())
+        Self::start(port, None, tempfile::tempdir().unwrap(), Vec::new())
     }
 
     pub fn replica_of(primary: &RedisServer) -> RedisServer {
@@ -229,12 +246,18 @@ impl RedisServer {
             free_port(),
             Some(primary.port),
             tempfile::tempdir().unwrap(),
+            Vec::new(),
         );
         replica.wait_synced();
         replica
     }
 
-    fn start(port: u16, replica_of: Option<u16>, dir: tempfile::TempDir) -> RedisServer {
+    fn start(
+        port: u16,
+        replica_of: Option<u16>,
+        dir: tempfile::TempDir,
+        extra: Vec<String>,
+    ) -> RedisServer {
         let mut args: Vec<String> = [
             "--bind",
             "127.0.0.1",
@@ -244,6 +267,10 @@ impl RedisServer {
             "yes",
             "--appendfsync",
             "always",
+            // A replica's full sync starts at once (by default a primary waits 5 s for
+            // more replicas to serve with the same transfer).
+            "--repl-diskless-sync-delay",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -257,6 +284,7 @@ impl RedisServer {
                 primary.to_string(),
             ]);
         }
+        args.extend(extra.iter().cloned());
         let child = Command::new("redis-server")
             .args(&args)
             .stdout(Stdio::null())
@@ -269,6 +297,7 @@ impl RedisServer {
             child: Some(child),
             dir,
             replica_of,
+            extra,
         }
     }
 
@@ -289,7 +318,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let again = Self::start(self.port, self.replica_of, dir);
+        let again = Self::start(self.port, self.replica_of, dir, self.extra.clone());
         *self = again;
     }
 
