@@ -95,7 +95,7 @@ pub enum Failure {
     #[error("no connection")]
     RedisPool(#[source] redis::PoolError),
     #[error("redis")]
-    Redis(#[source] deadpool_redis::redis::RedisError),
+    Redis(#[source] ::redis::RedisError),
     #[error("no connection")]
     PostgresPool(#[source] deadpool_postgres::PoolError),
     #[error("postgres")]
@@ -123,8 +123,8 @@ impl From<redis::PoolError> for Failure {
     }
 }
 
-impl From<deadpool_redis::redis::RedisError> for Failure {
-    fn from(e: deadpool_redis::redis::RedisError) -> Self {
+impl From<::redis::RedisError> for Failure {
+    fn from(e: ::redis::RedisError) -> Self {
         Failure::Redis(e)
     }
 }

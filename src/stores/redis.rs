@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use deadpool_redis::redis::{self, AsyncCommands, Script};
+use redis::{self, AsyncCommands, Script};
 use redis::aio::MultiplexedConnection;
 
 use super::{

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
-use deadpool_redis::redis::{self, AsyncCommands};
+use redis::{self, AsyncCommands};
 use ecommerce::role::Role;
 use serde_json::json;
 

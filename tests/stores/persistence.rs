@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use deadpool_redis::redis::AsyncCommands;
+use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 use support::shop::{sid_of, spawn_with, TestApp};
@@ -54,7 +54,7 @@ async fn stored_cart(server: &RedisServer, sid: &str) -> BTreeMap<String, u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let answer = async {
-            let client = deadpool_redis::redis::Client::open(server.url())?;
+            let client = redis::Client::open(server.url())?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             conn.hgetall::<_, BTreeMap<String, u32>>(format!("cart:{sid}"))
                 .await
