@@ -297,7 +297,9 @@ def test_the_stack_off_renders_none_of_it_and_the_roles_export_nothing():
     for obj in rendered.objects:
         labels = obj["metadata"].get("labels", {})
         assert labels.get(COMPONENT) not in STACK, f"{obj['kind']} {obj['metadata']['name']}"
-    assert not {"ServiceAccount", "Role", "RoleBinding", "PodMonitor", "PrometheusRule"} & {o["kind"] for o in rendered.objects}
+    assert not {"Role", "RoleBinding", "PodMonitor", "PrometheusRule"} & {o["kind"] for o in rendered.objects}
+    # The one ServiceAccount is the shop's, which asks the API nothing.
+    assert rendered.names("ServiceAccount") == {RELEASE}
     for role in ROLES:
         env = rendered.role_env(role)
         assert not [k for k in env if k.startswith("OTEL_")], role
@@ -1014,7 +1016,7 @@ def expected_edges(values: dict) -> set[tuple[str, str, int]]:
     if values["networkPolicies"]["uiIngressFrom"]:
         edges |= {("ingress", "grafana", GRAFANA_PORT), ("ingress", "jaeger", JAEGER_UI)}
     # An edge needs both ends.
-    present = {*ROLES, "outside", "own-prometheus", "ingress", "synthetics", "faults", "cart-data", "cart-data-replica",
+    present = {*ROLES, "outside", "own-prometheus", "ingress", "synthetics", "faults", "migrate", "cart-data", "cart-data-replica",
                "session-data", "session-data-replica", "product-data", *(p for p in STACK if parts[p])}
     return {e for e in edges if e[0] in present and e[1] in present}
 

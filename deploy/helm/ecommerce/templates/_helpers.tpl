@@ -57,18 +57,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "http://%s:80" (include "ecommerce.component" (list $root (index . 1))) -}}
 {{- end -}}
 
-{{/* "redis://<service>:6379" of a store: include "ecommerce.redisUrl" (list $ "cart-data") */}}
-{{- define "ecommerce.redisUrl" -}}
-{{- $root := index . 0 -}}
-{{- printf "redis://%s:6379" (include "ecommerce.component" (list $root (index . 1))) -}}
-{{- end -}}
-
-{{/* product-data's URL with a password: include "ecommerce.productDataUrl" (list $ <password>) */}}
-{{- define "ecommerce.productDataUrl" -}}
-{{- $root := index . 0 -}}
-{{- printf "postgres://%s:%s@%s:5432/products" $root.Values.productData.username (index . 1) (include "ecommerce.component" (list $root "product-data")) -}}
-{{- end -}}
-
 {{/*
 A generated secret that outlives upgrades: the value given, else the one already in the
 cluster (lookup), else a new random one. Include it once per render (in the Secret itself):
@@ -96,6 +84,34 @@ value> <length>)
 {{- include "ecommerce.keptSecret" (list . (include "ecommerce.component" (list . "session")) "session-secret" .Values.sessionSecret 48) -}}
 {{- end -}}
 
+{{/*
+The Secret and key the web-gateway reads the session key from, as a JSON list [name, key]:
+sessionExistingSecret, else the chart's own <fullname>-session (key session-secret).
+*/}}
+{{- define "ecommerce.sessionSecretRef" -}}
+{{- $own := .Values.sessionExistingSecret -}}
+{{- if $own.name -}}
+{{- list $own.name ($own.key | default "session-secret") | toJson -}}
+{{- else -}}
+{{- list (include "ecommerce.component" (list . "session")) "session-secret" | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where the roles read OTEL_EXPORTER_OTLP_HEADERS, as a JSON list [name, key], or [] for no
+headers: otel.existingSecret, else the chart's <fullname>-otel when otel.headers is set.
+*/}}
+{{- define "ecommerce.otelHeadersSecret" -}}
+{{- $own := .Values.otel.existingSecret -}}
+{{- if $own.name -}}
+{{- list $own.name ($own.key | default "headers") | toJson -}}
+{{- else if .Values.otel.headers -}}
+{{- list (include "ecommerce.component" (list . "otel")) "headers" | toJson -}}
+{{- else -}}
+{{- list | toJson -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "ecommerce.productDataPassword" -}}
 {{- include "ecommerce.keptSecret" (list . (include "ecommerce.component" (list . "product-data")) "password" .Values.productData.password 32) -}}
 {{- end -}}
@@ -111,7 +127,7 @@ include "ecommerce.configChecksum" (list $ "api-gateway")
 {{- $root := index . 0 -}}
 {{- $v := $root.Values -}}
 {{- $startFaults := include "ecommerce.startFaults" (list $root (index . 1)) | fromJsonArray -}}
-{{- dict "sessionSecret" $v.sessionSecret "productData" $v.productData.password "username" $v.productData.username "otel" $v.otel "admin" $v.admin "startFaults" $startFaults | toJson | sha256sum -}}
+{{- dict "sessionSecret" $v.sessionSecret "productData" $v.productData.password "otel" $v.otel "admin" $v.admin "startFaults" $startFaults | toJson | sha256sum -}}
 {{- end -}}
 
 {{/*
@@ -160,15 +176,6 @@ left for Kubernetes to expand from the POD_NAME variable declared before this on
 {{- end -}}
 
 {{/*
-Where the whole shop's live fault state lives (every role's ECOMMERCE_FAULT_STATE, and the
-hook Job that writes it): session-data's primary, database 1, apart from the sessions in 0.
-Built here alone, so that a session-data outside the chart changes one place.
-*/}}
-{{- define "ecommerce.faultStateUrl" -}}
-{{- printf "%s/1" (include "ecommerce.redisUrl" (list . "session-data")) -}}
-{{- end -}}
-
-{{/*
 What the values ask of the fault scenarios, as JSON:
   live          the shop's live fault list, "NAME[=VALUE]" each: the faults: section and
                 every roles.<role>.faults list, folded into one (each fault acts on the
@@ -213,48 +220,4 @@ The live state holds one value per fault: the same fault twice with different va
 {{- else -}}
 {{- list | toJson -}}
 {{- end -}}
-{{- end -}}
-
-{{/* securityContext of a pod whose processes run as (list <uid> <gid>). */}}
-{{- define "ecommerce.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ index . 0 }}
-runAsGroup: {{ index . 1 }}
-fsGroup: {{ index . 1 }}
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{/* securityContext of every container of the chart, running as (list <uid> <gid>). */}}
-{{- define "ecommerce.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: {{ index . 0 }}
-runAsGroup: {{ index . 1 }}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-privileged: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{/* The scheduling settings every pod shares. */}}
-{{- define "ecommerce.podScheduling" -}}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
 {{- end -}}
