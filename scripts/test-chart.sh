@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Proves the Helm chart (deploy/helm/ecommerce) without a cluster: builds the binary with
 # the Dockerfile's own command, then lints, renders and checks the chart with the real Helm
-# library (tests/chart/test_chart.py, and test_observability.py for its observability
-# stack). Python packages go to a venv under target/; the Prometheus configuration is
-# checked with Debian's promtool; a private redis-server stands in for session-data, where
-# the chart's hook Job writes the shop's live faults for the roles to follow.
+# library (tests/chart/test_chart.py; test_observability.py for its observability stack;
+# test_operations.py for draining, stores, secrets and platform settings). Python packages
+# go to a venv under target/; the Prometheus configuration is checked with Debian's
+# promtool; private redis-servers stand in for session-data, where the chart's hook Job
+# writes the shop's live faults for the roles to follow, and for a Redis primary and
+# replica that the chart's replica readiness probe runs against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
