@@ -16,11 +16,16 @@ WORKDIR /src
 
 COPY . .
 # The registry cache only speeds up rebuilds; target/ stays in the layer so the binary
-# can be copied out.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
+# can be copied out. sharing=locked: a multi-platform build (buildx, linux/amd64 and
+# linux/arm64) runs this step once per platform at the same time, and two cargo processes
+# in different containers do not see each other's lock on the shared registry.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked
 # The binary links only glibc and libgcc_s (it makes no TLS connections): take libgcc_s
-# along, at its multiarch path, for a base image without OpenSSL or libstdc++.
+# along, at its multiarch path, for a base image without OpenSSL or libstdc++. Every stage
+# runs on the target platform (under QEMU emulation when it is not the builder's, as in
+# .github/workflows/release.yml), so gcc names the target's own path
+# (x86_64-linux-gnu, aarch64-linux-gnu) and no TARGETARCH is needed.
 RUN lib=/lib/$(gcc -print-multiarch)/libgcc_s.so.1 && install -D "$lib" "/out$lib"
 
 # ---- run -----------------------------------------------------------------------------
