@@ -40,6 +40,9 @@ bash scripts/test-traffic.sh
 echo "== the Helm chart and the image's build step"
 bash scripts/test-chart.sh
 
+echo "== the release workflow (actionlint) and the shell scripts it cannot run here (kind-up.sh)"
+bash scripts/test-workflows.sh
+
 echo "== alert rules (promtool check and unit tests) and the dashboards' structure"
 bash scripts/test-rules.sh
 

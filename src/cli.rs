@@ -329,7 +329,10 @@ pub fn serve_command(settings: &Settings, role: Role) -> ServeCommand {
         "--shutdown-timeout-secs",
         settings.shutdown_timeout.as_secs().to_string(),
     );
-    option("--drain-secs", settings.drain.as_secs().to_string());
+    // Only when set: a command line without it also starts builds that predate it.
+    if !settings.drain.is_zero() {
+        option("--drain-secs", settings.drain.as_secs().to_string());
+    }
     if settings.reuse_port {
         args.push("--reuse-port".into());
     }
