@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use redis::{self, AsyncCommands, Script};
 use redis::aio::MultiplexedConnection;
+use redis::{self, AsyncCommands, Script};
 
 use super::{
     finish_store_call, redact, store_call, Cart, Claim, Failure, Health, PoolUsage, Restore,

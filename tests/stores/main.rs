@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
-use redis::{self, AsyncCommands};
 use ecommerce::role::Role;
+use redis::{self, AsyncCommands};
 use serde_json::json;
 
 use support::http::metric_value;
