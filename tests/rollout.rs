@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ecommerce::config::{DelayRange, Secret, Settings};
+use ecommerce::config::{DelayRange, Settings};
 use ecommerce::domain::{SessionId, SessionSigner};
 use ecommerce::role::Role;
 use serde_json::json;
@@ -19,7 +19,7 @@ use serde_json::json;
 use support::http::{metric_value, raw_http};
 use support::ports::free_port;
 use support::processes::{self, Output, ProcessId, Stopped, Topology};
-use support::shop::{unique_sid, wired, GOOD_CARD, SECRET, SWEET_TEA};
+use support::shop::{test_defaults, unique_sid, wired, GOOD_CARD, SECRET, SWEET_TEA};
 use support::stores;
 
 /// Every role of `roles` its own process on free ports, binding with SO_REUSEPORT and
@@ -27,14 +27,7 @@ use support::stores;
 /// that its `/readyz` and `/metrics` are its own even while two processes share the
 /// shop's port.
 fn topology(roles: &[Role], drain: Duration, customize: impl FnOnce(&mut Settings)) -> Topology {
-    let mut settings = Settings::local(roles.to_vec(), 0);
-    settings.session_secret = Secret::new(SECRET.into());
-    settings.payment_delay = DelayRange {
-        min_ms: 0,
-        max_ms: 0,
-    };
-    settings.workers = 1;
-    settings.request_timeout = Duration::from_secs(5);
+    let mut settings = test_defaults(roles);
     customize(&mut settings);
     let url = |_: &Role| format!("http://127.0.0.1:{}", free_port());
     let urls: BTreeMap<Role, String> = roles.iter().map(|r| (*r, url(r))).collect();

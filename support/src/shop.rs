@@ -94,15 +94,7 @@ pub async fn spawn_processes_with(customize: impl FnOnce(&mut Settings)) -> Test
 /// Test defaults (no payment delay, a known session secret, stores from the
 /// environment) adjusted by `customize`.
 async fn test_settings(customize: impl FnOnce(&mut Settings)) -> (Settings, Option<TestDatabase>) {
-    let mut settings = Settings::local(Role::ALL.to_vec(), 0);
-    settings.session_secret = Secret::new(SECRET.into());
-    settings.payment_delay = DelayRange {
-        min_ms: 0,
-        max_ms: 0,
-    };
-    settings.workers = 1;
-    settings.shutdown_timeout = Duration::from_secs(1);
-    settings.request_timeout = Duration::from_secs(5);
+    let mut settings = test_defaults(&Role::ALL);
     if let Some(url) = env_store("ECOMMERCE_TEST_CART_DATA") {
         settings.cart_data = url;
     }
@@ -119,6 +111,21 @@ async fn test_settings(customize: impl FnOnce(&mut Settings)) -> (Settings, Opti
     };
     customize(&mut settings);
     (settings, database)
+}
+
+/// The tests' settings for `roles` on free ports: no payment delay, the known session
+/// secret [`SECRET`], one worker, a one-second shutdown and a five-second call timeout.
+pub fn test_defaults(roles: &[Role]) -> Settings {
+    let mut settings = Settings::local(roles.to_vec(), 0);
+    settings.session_secret = Secret::new(SECRET.into());
+    settings.payment_delay = DelayRange {
+        min_ms: 0,
+        max_ms: 0,
+    };
+    settings.workers = 1;
+    settings.shutdown_timeout = Duration::from_secs(1);
+    settings.request_timeout = Duration::from_secs(5);
+    settings
 }
 
 fn env_store(var: &str) -> Option<StoreUrl> {
