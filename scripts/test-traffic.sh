@@ -9,8 +9,9 @@
 #
 # From k6's own samples, per phase: at level 0 no journey and no request but the users'
 # GET /api/v1/traffic; at level 3 many journeys, played by exactly the first VUS x 3 users;
-# back at 0 none again. k6 must pass (checks and thresholds). Bounded: about a minute; it
-# stops what it started.
+# back at 0 none again. k6 must pass (checks and thresholds). Then a short run with
+# PRODUCT=random (5 s): k6 must pass, and the shop's request log must show the journeys
+# buying many different products. Bounded: about a minute; it stops what it started.
 #
 # Environment:
 #   ECOMMERCE_BIN       the binary (default: target/release/ecommerce, built first)
@@ -32,6 +33,9 @@ HIGH=3
 # Seconds: each phase, and the settling time at the start of each before it is counted
 # (the users ask every second; a journey without pauses takes well under one).
 PHASE_0=10 PHASE_HIGH=14 PHASE_BACK=10 SETTLE=3
+# The PRODUCT=random run: seconds, and the fewest different products it must buy (of the
+# built-in 32; hundreds of journeys usually buy 25 or more).
+RANDOM_SECS=5 RANDOM_PRODUCTS=5
 TOKEN="traffic-test-$RANDOM$RANDOM"
 
 step() { echo "== test-traffic: $*"; }
@@ -74,7 +78,8 @@ done
 SHOP="http://127.0.0.1:$BASE"
 
 step "starting the shop at $SHOP"
-"$ECOMMERCE_BIN" serve --role all --listen "127.0.0.1:$BASE" --admin-token "$TOKEN" \
+# Info level: the PRODUCT=random check reads the request log.
+RUST_LOG=info "$ECOMMERCE_BIN" serve --role all --listen "127.0.0.1:$BASE" --admin-token "$TOKEN" \
   --payment-delay-ms 0-0 >"$WORK/shop.log" 2>&1 &
 SHOP_PID=$!
 for _ in $(seq 100); do
@@ -191,4 +196,20 @@ sys.exit(1 if problems else 0)
 PY
   fail "the journeys did not follow the traffic level"
 journeys=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["metrics"].get("journeys_completed",{}).get("count",0)))' "$WORK/summary.json")
-step "all passed: k6 followed the level (0, $HIGH, 0), $journeys journeys in all"
+step "k6 followed the level (0, $HIGH, 0), $journeys journeys in all"
+
+step "k6: PRODUCT=random, VUS=$VUS, no pauses, ${RANDOM_SECS}s"
+log_from=$(($(wc -l <"$WORK/shop.log") + 1))
+rc=0
+PRODUCT=random BASE_URL=$SHOP VUS=$VUS PAUSE_MIN=0 PAUSE_MAX=0 DURATION="${RANDOM_SECS}s" K6_NO_USAGE_REPORT=true \
+  timeout $((RANDOM_SECS + 60)) "$K6" run --quiet --no-color --summary-export "$WORK/random-summary.json" \
+    scripts/k6/journey.js >"$WORK/k6-random.log" 2>&1 || rc=$?
+[ $rc -eq 0 ] || { tail -n 30 "$WORK/k6-random.log" >&2; fail "k6 with PRODUCT=random failed (exit $rc)"; }
+random_journeys=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["metrics"].get("journeys_completed",{}).get("count",0)))' "$WORK/random-summary.json")
+# k6 names every cart request by its route, so the products bought are read from the shop's log.
+products=$(tail -n "+$log_from" "$WORK/shop.log" | { grep -o 'method=PUT path=/api/v1/cart/[A-Za-z0-9_-]*/1' || true; } |
+  sort -u | wc -l)
+[ "$random_journeys" -gt 0 ] || fail "k6 with PRODUCT=random completed no journey"
+[ "$products" -ge "$RANDOM_PRODUCTS" ] ||
+  fail "$random_journeys journeys with PRODUCT=random bought $products different products, fewer than $RANDOM_PRODUCTS"
+step "all passed: the level (0, $HIGH, 0) followed; PRODUCT=random: $random_journeys journeys bought $products different products"

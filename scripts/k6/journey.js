@@ -6,6 +6,7 @@
 //   k6 run scripts/k6/journey.js
 //   BASE_URL=http://127.0.0.1:8080 VUS=5 DURATION=1m k6 run scripts/k6/journey.js
 //   VUS=3 ITERATIONS=30 PAUSE_MIN=0 PAUSE_MAX=0 k6 run scripts/k6/journey.js
+//   PRODUCT=random VUS=10 DURATION=5m k6 run scripts/k6/journey.js   # spread over the catalog
 //   VUS=2 MAX_TRAFFIC_LEVEL=10 DURATION=1h k6 run scripts/k6/journey.js   # as the chart does
 //
 // Environment (read from the process environment, or `k6 run -e NAME=value`):
@@ -18,6 +19,16 @@
 //   MAX_TRAFFIC_LEVEL  follow the shop's live traffic level, up to this one (below)
 //                                                     default: unset, VUS users always play
 //   TRAFFIC_POLL_SECS  how often a user asks the level, seconds    default 5
+//   PRODUCT     the product each journey buys: an id, or `random` (below)   default f95e2475
+//
+// PRODUCT=random spreads the load over the catalog: after home, each journey searches for
+// a word drawn from SEARCH_WORDS (the search page: GET /search?q=..., a search for 100),
+// views one of the results drawn at random (its page, GET /api/v1/product/products/{id},
+// its image) and buys that one; when the word matches nothing, one of home's best rated
+// is drawn instead. Home then loads the images of what its search answered. With an id,
+// the journey buys that product (its price and image are what the shop's documents answer
+// says) and views no product page, as the original does. Either way the payment must
+// charge exactly the product's price.
 //
 // Following the traffic level (the chart's synthetics): the shop says how much synthetic
 // load it wants, `GET /api/v1/traffic` -> {"level": L}, 0 to 10, 1 the normal load (set with
@@ -63,10 +74,25 @@ if (!(TRAFFIC_POLL_SECS > 0)) {
 }
 const USERS = FOLLOWING ? VUS * MAX_TRAFFIC_LEVEL : VUS;
 
-const PRODUCT = 'f95e2475'; // Sweet Tea, 3.50
-const PRICE = 3.5;
+const PRODUCT = (__ENV.PRODUCT || '').trim() || 'f95e2475'; // Sweet Tea, 3.50
+const RANDOM = PRODUCT === 'random';
+if (!RANDOM && !/^[A-Za-z0-9_-]{1,64}$/.test(PRODUCT)) {
+  throw new Error('PRODUCT must be `random` or a product id (1-64 characters of A-Z, a-z, 0-9, _ and -), got '
+    + __ENV.PRODUCT);
+}
+// Words common in drink names and descriptions, for PRODUCT=random; each matches some of
+// the built-in catalog.
+const SEARCH_WORDS = [
+  'tea', 'coffee', 'latte', 'juice', 'mocha', 'chai', 'spice', 'citrus', 'honey', 'sweet',
+  'green', 'orange', 'wine', 'water', 'cocoa',
+];
+// As many results as the shop's search page asks for.
+const SEARCH_SIZE = 100;
+// What the home page of the built-in catalog shows; loaded whatever the search answered,
+// except with PRODUCT=random (which loads the images of the results).
 const HOME_IMAGES = [
-  'sweet-tea', 'cinnamon-tea', 'coffee', 'watermelon-juice', 'mocha-latte', 'hot-chocolate',
+  'sweet-tea.jpeg', 'cinnamon-tea.jpeg', 'coffee.jpeg', 'watermelon-juice.jpeg', 'mocha-latte.jpeg',
+  'hot-chocolate.jpeg',
 ];
 
 export const options = Object.assign(
@@ -161,21 +187,38 @@ function cartOf(sessionId, name) {
   return json(res);
 }
 
+// A product as a page needs it: an id, a price and an image.
+function isProduct(p) {
+  return p !== undefined && p !== null && typeof p.id === 'string' && p.id.length > 0
+    && typeof p.price === 'number' && Number.isFinite(p.price) && p.price > 0
+    && typeof p.filename === 'string' && p.filename.length > 0;
+}
+
+// The products of a search answer, or [] when it is not one.
+function resultsOf(res) {
+  const b = json(res);
+  return b !== undefined && b !== null && Array.isArray(b.results) ? b.results.filter(isProduct) : [];
+}
+
+// Asks for the products `ids`; answers them as the shop sent them ([] on failure).
 function documents(ids) {
   const res = send('POST', '/api/v1/product/documents', ids, 'POST /api/v1/product/documents');
   expect(res, {
     'documents: status 200': (r) => r.status === 200,
     'documents: the requested products': (r) => {
       const b = json(r);
-      return Array.isArray(b) && b.length === ids.length && b.every((p) => ids.indexOf(p.id) !== -1);
+      return Array.isArray(b) && b.length === ids.length
+        && b.every((p) => isProduct(p) && ids.indexOf(p.id) !== -1);
     },
   });
+  const b = json(res);
+  return Array.isArray(b) ? b : [];
 }
 
-function images(names) {
-  const requests = names.map((n) => ({
+function images(filenames) {
+  const requests = filenames.map((f) => ({
     method: 'GET',
-    url: BASE_URL + '/api/v1/content/' + n + '.jpeg',
+    url: BASE_URL + '/api/v1/content/' + encodeURIComponent(f),
     params: params('GET /api/v1/content/{image}', false),
   }));
   const responses = http.batch(requests);
@@ -203,6 +246,10 @@ const PLACES = [
   { city: 'Burlington', state: 'VT', postal_code: '05401' },
   { city: 'Tucson', state: 'AZ', postal_code: '85701' },
 ];
+
+function cents(amount) {
+  return Math.round(Number(amount) * 100);
+}
 
 function pick(list) {
   return list[Math.floor(Math.random() * list.length)];
@@ -359,6 +406,10 @@ export default function () {
   let sessionId;
   // This journey's order attempt: made when the checkout opens, sent with the payment.
   let orderKey;
+  // What this journey buys: {id, price, filename}, as far as known (a fixed PRODUCT's price
+  // and image come with the documents answer after adding it).
+  let product = RANDOM ? undefined : { id: PRODUCT };
+  let best = [];
 
   group('home', () => {
     isPage(get('/', 'GET /'));
@@ -375,8 +426,9 @@ export default function () {
         return b !== undefined && Array.isArray(b.results) && b.results.length === 6;
       },
     });
+    best = resultsOf(search);
     cartOf(sessionId);
-    images(HOME_IMAGES);
+    images(RANDOM && best.length > 0 ? best.map((p) => p.filename) : HOME_IMAGES);
   });
   if (sessionId === undefined) {
     // Without a session nothing below can work; the failed check above says why.
@@ -385,8 +437,51 @@ export default function () {
   }
   pause();
 
+  if (RANDOM) {
+    group('search', () => {
+      const word = pick(SEARCH_WORDS);
+      isPage(get('/search?q=' + word, 'GET /search'));
+      const search = send('POST', '/api/v1/product/search', { query: word, page: { size: SEARCH_SIZE } },
+        'POST /api/v1/product/search');
+      expect(search, {
+        'search: status 200': (r) => r.status === 200,
+        'search: products and a count of them': (r) => {
+          const b = json(r);
+          const page = b && b.meta && b.meta.page;
+          return b !== undefined && Array.isArray(b.results) && b.results.length <= SEARCH_SIZE
+            && b.results.every(isProduct) && page !== undefined && page !== null
+            && typeof page.total_results === 'number' && page.total_results >= b.results.length;
+        },
+      });
+      const found = resultsOf(search);
+      // A word this catalog lacks is no failure: a shopper then takes one of the best rated.
+      product = found.length > 0 ? pick(found) : best.length > 0 ? pick(best) : undefined;
+    });
+    if (product === undefined) {
+      // Neither search answered a product; their failed checks say why.
+      pause();
+      return;
+    }
+    pause();
+
+    group('view product', () => {
+      isPage(get('/products/' + encodeURIComponent(product.id), 'GET /products/{id}'));
+      const view = get('/api/v1/product/products/' + encodeURIComponent(product.id),
+        'GET /api/v1/product/products/{id}');
+      expect(view, {
+        'view: status 200': (r) => r.status === 200,
+        'view: the product the search found, at its price': (r) => {
+          const b = json(r);
+          return isProduct(b) && b.id === product.id && cents(b.price) === cents(product.price);
+        },
+      });
+      images([product.filename]);
+    });
+    pause();
+  }
+
   group('add to cart', () => {
-    const put = send('PUT', '/api/v1/cart/' + PRODUCT + '/1', { session_id: sessionId },
+    const put = send('PUT', '/api/v1/cart/' + encodeURIComponent(product.id) + '/1', { session_id: sessionId },
       'PUT /api/v1/cart/{id}/{quantity}');
     expect(put, {
       'add: status 200': (r) => r.status === 200,
@@ -395,16 +490,18 @@ export default function () {
     const cart = cartOf(sessionId);
     expect(cart, {
       'add: the product is in the cart': (c) => c !== undefined && c.data !== undefined && c.data !== null
-        && c.data[PRODUCT] === 1,
+        && c.data[product.id] === 1,
     });
-    documents([PRODUCT]);
+    const listed = documents([product.id]).filter((p) => isProduct(p) && p.id === product.id);
+    if (!RANDOM && listed.length > 0) product = listed[0];
   });
   pause();
 
   group('view cart', () => {
     isPage(get('/cart', 'GET /cart'));
-    documents([PRODUCT]);
-    images(['sweet-tea']);
+    documents([product.id]);
+    // A fixed product whose documents failed has no known image; that check failed already.
+    if (product.filename) images([product.filename]);
   });
   pause();
 
@@ -412,7 +509,7 @@ export default function () {
     isPage(get('/checkout', 'GET /checkout'));
     orderKey = idempotencyKey();
     cartOf(sessionId);
-    documents([PRODUCT]);
+    documents([product.id]);
     const initiate = send('POST', '/api/v1/checkout/initiate', {}, 'POST /api/v1/checkout/initiate');
     expect(initiate, {
       'initiate: status 200': (r) => r.status === 200,
@@ -422,7 +519,8 @@ export default function () {
   pause();
 
   group('pay', () => {
-    const res = send('POST', '/api/v1/checkout/process', fakeOrder(sessionId, PRICE),
+    const price = product.price;
+    const res = send('POST', '/api/v1/checkout/process', fakeOrder(sessionId, price),
       'POST /api/v1/checkout/process', { 'Idempotency-Key': orderKey });
     expect(res, {
       'pay: status 200': (r) => r.status === 200,
@@ -432,9 +530,9 @@ export default function () {
         return b !== undefined && b !== null && b.order_id !== undefined && b.order_id !== null
           && String(b.order_id).length > 0;
       },
-      'pay: amount 3.5': (r) => {
+      "pay: amount is the product's price": (r) => {
         const b = json(r);
-        return b !== undefined && Number(b.amount) === PRICE;
+        return typeof price === 'number' && b !== undefined && b !== null && cents(b.amount) === cents(price);
       },
     });
     const cart = cartOf(sessionId, 'POST /api/v1/cart');

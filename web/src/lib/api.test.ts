@@ -38,11 +38,22 @@ describe('API calls', () => {
     );
     const r = await api.suggestions('swe', 6);
     expect(r.total).toBe(7);
+    expect(r.relation).toBe('eq'); // no total_results_relation: an older server, an exact count
     expect(r.results[0].name).toBe('Sweet Tea');
     expect(calls[0].url).toBe('/api/v1/product/suggestions');
     expect(calls[0].init.method).toBe('POST');
     expect(JSON.parse(calls[0].init.body as string)).toEqual({ query: 'swe', page: { size: 6 } });
     expect(api.products.get('f95e2475')?.price).toBe(3.5);
+  });
+
+  it('search reads a capped count: total_results is then a lower bound', async () => {
+    api.setFetch(
+      respond(200, {
+        meta: { page: { total_results: 1000, total_results_relation: 'gte', size: 6 } },
+        results: [{ id: 'f95e2475', name: 'Sweet Tea', price: 3.5 }],
+      }) as unknown as typeof fetch,
+    );
+    expect(await api.search('tea', 6)).toMatchObject({ total: 1000, relation: 'gte' });
   });
 
   it('cart calls carry the decoded session id from the cookie', async () => {

@@ -1,5 +1,6 @@
 // The shop's API (SPEC §5), through the web-gateway on the page's own origin.
 import { normalizeCart, type Cart } from './cart';
+import { parseRelation, type TotalRelation } from './count';
 import { centsToAmount } from './money';
 import { sessionId } from './session';
 
@@ -154,18 +155,30 @@ function remember(list: unknown): Product[] {
   return found;
 }
 
+/** `total` matches, or at least `total` when `relation` is `gte` (the shop stopped counting). */
 export interface SearchResult {
   total: number;
+  relation: TotalRelation;
   results: Product[];
 }
 interface SearchBody {
-  meta?: { page?: { total_results?: number } };
+  meta?: { page?: { total_results?: number; total_results_relation?: string } };
   results?: Product[];
 }
-async function searchAt(kind: 'search' | 'suggestions', query: string, size: number, signal?: AbortSignal) {
+async function searchAt(
+  kind: 'search' | 'suggestions',
+  query: string,
+  size: number,
+  signal?: AbortSignal,
+): Promise<SearchResult> {
   const r = await request<SearchBody>('POST', `/api/v1/product/${kind}`, { query, page: { size } }, signal);
   const results = remember(r?.results);
-  return { total: r?.meta?.page?.total_results ?? results.length, results };
+  const page = r?.meta?.page;
+  return {
+    total: page?.total_results ?? results.length,
+    relation: parseRelation(page?.total_results_relation),
+    results,
+  };
 }
 
 /** Best rated first; an empty query finds everything. */

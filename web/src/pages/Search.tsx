@@ -1,7 +1,8 @@
 import { search } from '../lib/api';
+import { countOf } from '../lib/count';
 import { useAsync } from '../lib/useAsync';
 import { Link } from '../router';
-import { ErrorBox, Loading, plural, ProductGrid, SkeletonGrid, useTitle } from '../components/bits';
+import { ErrorBox, Loading, ProductGrid, SkeletonGrid, useTitle } from '../components/bits';
 
 export function Search({ query }: { query: string }) {
   useTitle(query ? `“${query}”` : 'All drinks');
@@ -18,10 +19,10 @@ export function Search({ query }: { query: string }) {
       {found.status === 'failed' && <ErrorBox error={found.error} retry={retry} />}
       {found.status === 'done' && (
         <>
-          <p className="muted">
-            {found.data.results.length < found.data.total
-              ? `Showing ${found.data.results.length} of ${found.data.total} drinks`
-              : plural(found.data.total, 'drink')}
+          <p className="muted" data-testid="result-count">
+            {found.data.results.length < found.data.total || found.data.relation === 'gte'
+              ? `Showing ${found.data.results.length} of ${countOf(found.data.total, found.data.relation)}`
+              : countOf(found.data.total, found.data.relation)}
           </p>
           {found.data.results.length ? (
             <ProductGrid products={found.data.results} />

@@ -18,9 +18,12 @@ const tea = { id: 'f95e2475', name: 'Sweet Tea', price: 3.5, rating: 4.7, review
  * A tiny fake of the API: one cart, one drink; cards ending in 2 are declined. Orders are
  * kept by Idempotency-Key, as the shop does: a repeat of a key answers the same order.
  * `unreachable` process calls fail before reaching the shop; `lost` ones place the order and
- * then lose the answer (both look like a network error to the page).
+ * then lose the answer (both look like a network error to the page). `searchPage` is the
+ * `meta.page` that searches answer (default: exactly 1 result).
  */
-function fakeShop(opts: { cartDown?: boolean; unreachable?: number; lost?: number } = {}) {
+function fakeShop(
+  opts: { cartDown?: boolean; unreachable?: number; lost?: number; searchPage?: Record<string, unknown> } = {},
+) {
   const cart: Record<string, number> = {};
   const seen: string[] = [];
   const keys: (string | null)[] = [];
@@ -43,7 +46,7 @@ function fakeShop(opts: { cartDown?: boolean; unreachable?: number; lost?: numbe
       return json(200, { message: 'success', data: cart });
     }
     if (url === '/api/v1/product/search' || url === '/api/v1/product/suggestions')
-      return json(200, { meta: { page: { total_results: 1 } }, results: [tea] });
+      return json(200, { meta: { page: opts.searchPage ?? { total_results: 1 } }, results: [tea] });
     if (url === '/api/v1/product/documents') return json(200, [tea]);
     if (url === `/api/v1/product/products/${tea.id}`) return json(200, tea);
     if (url.startsWith('/api/v1/product/products/')) return json(404, { message: 'failure', reason: 'No such product' });
@@ -193,6 +196,26 @@ describe('pages', () => {
     expect(text()).toContain('could not find that drink');
     await open('/no/such/page');
     expect($('h1')?.textContent).toBe('Page not found');
+  });
+
+  it('search results count a capped total as "1,000+" and an exact one as it is', async () => {
+    fakeShop({ searchPage: { total_results: 1000, total_results_relation: 'gte', size: 100 } });
+    await open('/search?q=tea');
+    expect($('h1')?.textContent).toBe('Drinks matching “tea”');
+    expect($('[data-testid=result-count]')?.textContent).toBe('Showing 1 of 1,000+ drinks');
+    expect($('.grid img')?.getAttribute('alt')).toBe('Sweet Tea');
+
+    act(() => root.unmount());
+    root = createRoot(el);
+    fakeShop({ searchPage: { total_results: 1234, total_results_relation: 'eq', size: 100 } });
+    await open('/search?q=te');
+    expect($('[data-testid=result-count]')?.textContent).toBe('Showing 1 of 1,234 drinks');
+
+    act(() => root.unmount());
+    root = createRoot(el);
+    fakeShop(); // an older server: no relation, and every match on the page
+    await open('/search?q=sweet');
+    expect($('[data-testid=result-count]')?.textContent).toBe('1 drink');
   });
 
   it('typing in the search box suggests drinks', async () => {
