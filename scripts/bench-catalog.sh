@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
-# The catalog at scale: 100,000 products in PostgreSQL, and what search and lookups cost.
-# Shows the query plans (the trigram and display-order indexes at work) and measures the
-# product role with wrk, each run bounded. Uses a database of its own, dropped at the end.
+# The catalog at scale: for each size in ROWS (products, the 32 built-in ones included), a
+# fresh PostgreSQL database loaded by `ecommerce migrate --generate`, the plans of every
+# query shape the product role sends (EXPLAIN (ANALYZE, BUFFERS), run as the role runs
+# them: prepared, planned for their parameters), and the product role alone under wrk (16
+# connections, bounded runs) with its resident memory before and after each run. The
+# databases are its own, dropped at the end.
 #
-#   scripts/bench-catalog.sh                    # PostgreSQL at postgres://postgres@127.0.0.1:5432
-#   POSTGRES_SERVER=postgres://u@h:5432 BENCH_SECONDS=5 scripts/bench-catalog.sh
+#   scripts/bench-catalog.sh                           # 32, 100,000 and 1,000,000 products
+#   ROWS="32 100000" BENCH_SECONDS=5 scripts/bench-catalog.sh
+#   POSTGRES_SERVER=postgres://u@h:5432 scripts/bench-catalog.sh
+#
+# Search terms are those of the generated catalog (src/catalog/generated.rs): COMMON_TERM
+# matches about a quarter of it, RARE_TERM one product in 50,000, SUGGESTION is what a
+# shopper has typed of a flavor (about a tenth), MID_TERM an origin (about 3%: the costliest
+# capped count, measured without a target). Plans and figures go to target/bench-catalog/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 POSTGRES_SERVER=${POSTGRES_SERVER:-postgres://postgres@127.0.0.1:5432}
-BENCH_SECONDS=${BENCH_SECONDS:-5}
-ROWS=${ROWS:-100000}
+ROWS=${ROWS:-32 100000 1000000}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+WARMUP_SECONDS=${WARMUP_SECONDS:-2}
+COMMON_TERM=${COMMON_TERM:-tea}
+RARE_TERM=${RARE_TERM:-saffron}
+SUGGESTION=${SUGGESTION:-vanil}
+MID_TERM=${MID_TERM:-ethiopia}
+# The cap of src/stores/mod.rs (SEARCH_COUNT_CAP): a count reads at most one row more.
+COUNT_CAP=${COUNT_CAP:-100}
 DB=ecommerce_bench_catalog
-URL="$POSTGRES_SERVER/$DB"
 WORK=target/bench-catalog
 mkdir -p "$WORK"
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
 PID=""
 
+stop_role() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
+}
 cleanup() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  stop_role
   psql -X -q "$POSTGRES_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -26,52 +46,49 @@ trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
 BIN=target/release/ecommerce
+URL="$POSTGRES_SERVER/$DB"
 
-echo "== a catalog of $ROWS products"
-psql -X -q "$POSTGRES_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-RUST_LOG=warn "$BIN" migrate --product-data "$URL"
-psql -X -q "$URL" <<SQL
-INSERT INTO products (id, name, category, price, rating, reviews, filename, description,
-                      alcoholic, temperature, type)
-SELECT 'bench' || lpad(i::text, 6, '0'),
-       (ARRAY['Sweet Tea', 'Cold Brew', 'Matcha Latte', 'Chai', 'Lemonade', 'Espresso', 'Cider'])[1 + i % 7]
-         || ' No. ' || i,
-       NULL, 1 + (i % 2000) / 100.0, (i % 50) / 10.0, i % 500, 'tea.jpeg',
-       'Small batch ' || i || ', brewed to order.', 'non-alcoholic', 'hot', 'tea'
-FROM generate_series(1, $ROWS - 32) AS i;
-ANALYZE products;
-SQL
-psql -X -At "$URL" -c "SELECT count(*) || ' products' FROM products"
+echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
+echo "PostgreSQL: $(psql -X -At "$POSTGRES_SERVER/postgres" -c 'SHOW server_version'), shared_buffers $(psql -X -At "$POSTGRES_SERVER/postgres" -c 'SHOW shared_buffers')"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "== query plans"
-plan() {
-  echo "-- $1"
-  psql -X -At "$URL" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING ON, SUMMARY ON) $2" \
-    | grep -E "Index|Bitmap|Seq Scan|Limit|Execution Time" | sed 's/^/   /'
+# The statements of src/stores/postgres.rs, prepared as the role prepares them.
+COLUMNS="id, name, category, price::text, rating, reviews, filename, description, alcoholic, temperature, type"
+ORDER="ORDER BY rating DESC, reviews DESC, id"
+MATCHES="(name_lc LIKE lower(\$1) OR description_lc LIKE lower(\$1))"
+PREPARE="
+SET plan_cache_mode = force_custom_plan;
+PREPARE best(bigint) AS SELECT $COLUMNS FROM products $ORDER LIMIT \$1;
+PREPARE size AS SELECT products FROM catalog_meta;
+PREPARE page(text, bigint) AS SELECT $COLUMNS FROM products WHERE $MATCHES $ORDER LIMIT \$2;
+PREPARE counted(text, bigint) AS SELECT count(*) FROM (SELECT 1 FROM products WHERE $MATCHES LIMIT \$2) AS m;
+PREPARE by_id(text) AS SELECT $COLUMNS FROM products WHERE id = \$1;
+PREPARE documents(text[]) AS SELECT $COLUMNS FROM products WHERE id = ANY(\$1) $ORDER;"
+
+# plans ROWS "TITLE|EXECUTE ..."...: each statement run once unseen (warm, as the role's
+# steady state), then explained.
+plans() {
+  local rows=$1; shift
+  local sql="$PREPARE"
+  for shape in "$@"; do
+    local title=${shape%%|*} execute=${shape#*|}
+    sql+="
+SELECT \$q\$
+-- $title: $execute\$q\$;
+\\o /dev/null
+$execute;
+\\o
+EXPLAIN (ANALYZE, BUFFERS) $execute;"
+  done
+  psql -X -q -At -v ON_ERROR_STOP=1 "$URL" <<<"$sql" | tee "$WORK/plans-$rows.txt"
 }
-COLS="id, name, price::text, rating, reviews"
-plan "search for a rare term (trigram indexes)" \
-  "SELECT $COLS FROM products WHERE name ILIKE '%no. 4242%' OR description ILIKE '%no. 4242%' ORDER BY rating DESC, reviews DESC, id LIMIT 6"
-plan "the six best rated (display-order index)" \
-  "SELECT $COLS FROM products WHERE name ILIKE '%%' OR description ILIKE '%%' ORDER BY rating DESC, reviews DESC, id LIMIT 6"
-plan "one product by id (primary key)" \
-  "SELECT $COLS FROM products WHERE id = 'bench050000'"
-plan "counting every match of an empty query (the search's total_results)" \
-  "SELECT count(*) FROM products WHERE name ILIKE '%%' OR description ILIKE '%%'"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn "$BIN" serve --role product --listen "127.0.0.1:$PORT" --product-data "$URL" \
-  >"$WORK/product.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/product.log"; exit 1; }
-
-echo "== the product role on $ROWS products (wrk, 16 connections, ${BENCH_SECONDS}s each)"
-printf '| request | req/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n'
-measure() { # name method path body
+# measure ROWS NAME METHOD PATH BODY: wrk after a warm-up; a table row and a line of $RESULTS.
+measure() {
+  local rows=$1 name=$2 method=$3 path=$4 body=$5
   cat >"$WORK/req.lua" <<LUA
-wrk.method = "$2"
-wrk.body = [=[$4]=]
+wrk.method = "$method"
+wrk.body = [=[$body]=]
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
@@ -80,14 +97,103 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
 end
 LUA
-  local out
+  local rss_before rss_after out
+  rss_before=$(rss)
+  timeout $((WARMUP_SECONDS + 20)) wrk -t2 -c16 -d"${WARMUP_SECONDS}s" --timeout 5s \
+    -s "$WORK/req.lua" "http://127.0.0.1:$PORT$path" >/dev/null
   out=$(timeout $((BENCH_SECONDS + 20)) wrk -t2 -c16 -d"${BENCH_SECONDS}s" --timeout 5s \
-    -s "$WORK/req.lua" "http://127.0.0.1:$PORT$3" | grep '^RESULT')
+    -s "$WORK/req.lua" "http://127.0.0.1:$PORT$path" | grep '^RESULT')
+  rss_after=$(rss)
   read -r _ rps p50 p99 errors <<<"$out"
-  printf '| %s | %s | %s ms | %s ms | %s |\n' "$1" "$rps" "$p50" "$p99" "$errors"
+  printf '| %s | %s | %s | %s ms | %s ms | %s | %s → %s MB |\n' \
+    "$rows" "$name" "$rps" "$p50" "$p99" "$errors" "$rss_before" "$rss_after"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rows" "$name" "$rps" "$p50" "$p99" "$errors" \
+    "$rss_before" "$rss_after" >>"$RESULTS"
 }
-measure "search, rare term, size 6" POST /search '{"query":"no. 4242","page":{"size":6}}'
-measure "search, common term, size 6" POST /search '{"query":"matcha","page":{"size":6}}'
-measure "six best rated (empty query)" POST /search '{"query":"","page":{"size":6}}'
-measure "one product by id" GET /products/bench050000 ''
-measure "documents, 3 ids" POST /documents '["bench000001","bench050000","f95e2475"]'
+
+rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1000}' "/proc/$PID/status"; }
+
+search_body() { printf '{"query":"%s","page":{"size":6}}' "$1"; }
+
+for rows in $ROWS; do
+  generate=$((rows - 32))
+  [ "$generate" -ge 0 ] || { echo "ROWS: at least 32 (the built-in catalog), not $rows" >&2; exit 1; }
+  echo
+  echo "== $rows products: ecommerce migrate --generate $generate"
+  psql -X -q "$POSTGRES_SERVER/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  started=$(date +%s%N)
+  RUST_LOG=warn "$BIN" migrate --product-data "$URL" --generate "$generate"
+  printf 'loaded in %s ms: %s\n' "$((($(date +%s%N) - started) / 1000000))" \
+    "$(psql -X -At "$URL" -c "SELECT pg_size_pretty(pg_table_size('products')) || ' table, ' || pg_size_pretty(pg_indexes_size('products')) || ' indexes'")"
+  # The steady state a load reaches on its own once autovacuum has run (visibility and hint
+  # bits set, nothing left to write back), so that neither runs during the measurements.
+  psql -X -q "$URL" -c "VACUUM products"
+  psql -X -q "$URL" -c "CHECKPOINT" 2>/dev/null || echo "(CHECKPOINT not allowed: dirty pages may be written during the runs)"
+  sync
+  if [ "$generate" -gt 0 ]; then
+    by_id=$(printf 'g%07d' $((generate / 2)))
+    three="[\"f95e2475\",\"g0000001\",\"$by_id\"]"
+    three_sql="'{f95e2475,g0000001,$by_id}'"
+  else
+    by_id=f95e2475
+    three='["f95e2475","d0a9442c","ee0a957a"]'
+    three_sql="'{f95e2475,d0a9442c,ee0a957a}'"
+  fi
+
+  echo "== $rows products: plans"
+  past_cap=$((COUNT_CAP + 1))
+  plans "$rows" \
+    "six best rated: the page|EXECUTE best(6)" \
+    "six best rated: the total|EXECUTE size" \
+    "common term $COMMON_TERM: the page|EXECUTE page('%$COMMON_TERM%', 6)" \
+    "common term $COMMON_TERM: the capped count|EXECUTE counted('%$COMMON_TERM%', $past_cap)" \
+    "rare term $RARE_TERM: the page|EXECUTE page('%$RARE_TERM%', 6)" \
+    "rare term $RARE_TERM: the capped count|EXECUTE counted('%$RARE_TERM%', $past_cap)" \
+    "suggestions $SUGGESTION: the page|EXECUTE page('%$SUGGESTION%', 6)" \
+    "suggestions $SUGGESTION: the capped count|EXECUTE counted('%$SUGGESTION%', $past_cap)" \
+    "mid term $MID_TERM: the page|EXECUTE page('%$MID_TERM%', 6)" \
+    "mid term $MID_TERM: the capped count|EXECUTE counted('%$MID_TERM%', $past_cap)" \
+    "one product by id|EXECUTE by_id('$by_id')" \
+    "documents, 3 ids|EXECUTE documents($three_sql)"
+
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  RUST_LOG=warn "$BIN" serve --role product --listen "127.0.0.1:$PORT" --product-data "$URL" \
+    >"$WORK/product-$rows.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/product-$rows.log"; exit 1; }
+
+  echo "== $rows products: the product role (wrk, 16 connections, ${WARMUP_SECONDS} s warm-up, ${BENCH_SECONDS} s measured)"
+  printf '| products | request | req/s | p50 | p99 | errors | RSS before → after |\n'
+  printf '| ---: | --- | ---: | ---: | ---: | ---: | --- |\n'
+  measure "$rows" "six best rated (empty query, size 6)" POST /search "$(search_body "")"
+  measure "$rows" "search, common term $COMMON_TERM, size 6" POST /search "$(search_body "$COMMON_TERM")"
+  measure "$rows" "search, rare term $RARE_TERM, size 6" POST /search "$(search_body "$RARE_TERM")"
+  measure "$rows" "suggestions $SUGGESTION, size 6" POST /suggestions "$(search_body "$SUGGESTION")"
+  measure "$rows" "one product by id" GET "/products/$by_id" ''
+  measure "$rows" "documents, 3 ids" POST /documents "$three"
+  measure "$rows" "search, mid term $MID_TERM, size 6 (no target)" POST /search "$(search_body "$MID_TERM")"
+  stop_role
+done
+
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if grep -q '^1000000	' "$RESULTS"; then
+  echo "== targets at 1,000,000 products (p99 ≤ 50 ms each, RSS flat: within 5 MB)"
+  printf '| request | target | req/s | p99 | RSS | result |\n| --- | ---: | ---: | ---: | --- | --- |\n'
+  awk -F'\t' '$1 == 1000000 {
+    target = 0
+    if ($2 ~ /^six best/) target = 5000
+    else if ($2 ~ /common|rare|^suggestions/) target = 1500
+    else if ($2 ~ /by id/) target = 10000
+    else if ($2 ~ /^documents/) target = 8000
+    if (!target) next
+    met = ($3 >= target && $5 <= 50 && $6 == 0 && $8 - $7 <= 5)
+    why = ""
+    if ($3 < target) why = why sprintf(" %.0f%% below;", 100 * (1 - $3 / target))
+    if ($5 > 50) why = why sprintf(" p99 %.1fx;", $5 / 50)
+    if ($6 > 0) why = why " errors;"
+    if ($8 - $7 > 5) why = why " RSS grew;"
+    printf "| %s | %d | %d | %s ms | %s → %s MB | %s |\n", $2, target, $3, $5, $7, $8, met ? "met" : "**missed**:" why
+  }' "$RESULTS"
+fi

@@ -1,5 +1,7 @@
 //! The product model and the catalog CSV that ships in `assets/`.
 
+pub mod generated;
+
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};

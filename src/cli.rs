@@ -84,6 +84,16 @@ pub struct MigrateArgs {
     /// `serve`.
     #[arg(long, env = "ECOMMERCE_CA_FILE", value_name = "PATH")]
     pub ca_file: Option<std::path::PathBuf>,
+
+    /// Also load N synthetic products (ids g0000001..., at most 9999999), the same ones
+    /// for the same N; another N adds or deletes generated products to make exactly N.
+    #[arg(
+        long,
+        env = "ECOMMERCE_GENERATE",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub generate: u32,
 }
 
 #[derive(Debug, Args)]

@@ -121,7 +121,8 @@ fn set_faults(args: FaultsSetArgs) -> Result<(), String> {
     })
 }
 
-/// Loads the catalog (built in, or `--catalog`) into product-data.
+/// Loads the catalog (built in, or `--catalog`), and `--generate`'s products, into
+/// product-data.
 fn migrate(args: MigrateArgs) -> Result<(), String> {
     let StoreUrl::Postgres(url) = &args.product_data else {
         return Err("--product-data: migrate needs a postgres://... URL".into());
@@ -132,14 +133,33 @@ fn migrate(args: MigrateArgs) -> Result<(), String> {
         None => ecommerce::catalog::BUILTIN_CSV.to_string(),
     };
     let products = ecommerce::catalog::parse_csv(&csv).map_err(|e| format!("--catalog: {e}"))?;
+    if let Some(p) = products
+        .iter()
+        .find(|p| ecommerce::catalog::generated::is_generated_id(&p.id))
+    {
+        return Err(format!(
+            "--catalog: id {} is of the generated products' form (g and seven digits)",
+            p.id
+        ));
+    }
+    if args.generate > ecommerce::catalog::generated::MAX {
+        return Err(format!(
+            "--generate: at most {}, not {}",
+            ecommerce::catalog::generated::MAX,
+            args.generate
+        ));
+    }
     let trust = trust(args.ca_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let done = runtime
-        .block_on(ecommerce::stores::postgres::migrate_trusting(
-            url, &products, &trust,
+        .block_on(ecommerce::stores::postgres::migrate_generating(
+            url,
+            &products,
+            args.generate,
+            &trust,
         ))
         .map_err(|e| format!("--product-data: {e}"))?;
     log::info!(

@@ -539,3 +539,30 @@ fn unusable_fault_states_exit_non_zero_with_one_line_naming_the_option() {
     assert_one_line_naming(&live_bind, "bind-localhost");
     assert_one_line_naming(&not_redis, "--fault-state");
 }
+
+#[test]
+fn a_generate_count_that_is_not_a_number_exits_non_zero_with_one_line_naming_generate() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/products", free_port());
+    let from_option = run_to_exit(ecommerce(&[
+        "migrate",
+        "--product-data",
+        &url,
+        "--generate",
+        "abc",
+    ]));
+    let mut from_env = ecommerce(&["migrate", "--product-data", &url]);
+    from_env.env("ECOMMERCE_GENERATE", "-5");
+    let from_env = run_to_exit(from_env);
+    let too_many = run_to_exit(ecommerce(&[
+        "migrate",
+        "--product-data",
+        &url,
+        "--generate",
+        "10000000",
+    ]));
+
+    assert_one_line_naming(&from_option, "--generate");
+    assert!(String::from_utf8_lossy(&from_option.stderr).contains("abc"));
+    assert_one_line_naming(&from_env, "--generate");
+    assert_one_line_naming(&too_many, "--generate");
+}

@@ -11,12 +11,15 @@ use crate::domain::ProductId;
 use crate::faults::Faults;
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
-use crate::stores::ProductStore;
+use crate::stores::{ProductStore, SEARCH_COUNT_CAP};
 use crate::telemetry::span;
 
 /// The most results one search returns, and the longest query.
 pub const MAX_PAGE_SIZE: usize = 100;
 pub const MAX_QUERY_LEN: usize = 256;
+
+// A page never holds more results than its total says there are.
+const _: () = assert!(SEARCH_COUNT_CAP >= MAX_PAGE_SIZE);
 /// The most ids one `/documents` call may name.
 pub const MAX_DOCUMENT_IDS: usize = 1000;
 
@@ -109,7 +112,11 @@ async fn search(
         .search(&request.query, size, query_delay(&faults))
         .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "meta": {"page": {"total_results": page.total, "size": size}},
+        "meta": {"page": {
+            "total_results": page.total,
+            "total_results_relation": page.relation.as_str(),
+            "size": size,
+        }},
         "results": page.results,
     })))
 }

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Cart, Claim, Restore, SearchPage, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL};
+use super::{
+    Cart, Claim, Restore, SearchPage, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
+    SEARCH_COUNT_CAP,
+};
 use crate::catalog::Product;
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 
@@ -258,6 +261,9 @@ impl MemorySessions {
 pub struct MemoryCatalog {
     products: Vec<Product>,
     by_id: HashMap<String, usize>,
+    /// Each product's name and description in lowercase, in the same order, so a search
+    /// lowercases only its query.
+    searchable: Vec<(String, Option<String>)>,
 }
 
 impl MemoryCatalog {
@@ -268,7 +274,20 @@ impl MemoryCatalog {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        MemoryCatalog { products, by_id }
+        let searchable = products
+            .iter()
+            .map(|p| {
+                (
+                    p.name.to_lowercase(),
+                    p.description.as_deref().map(str::to_lowercase),
+                )
+            })
+            .collect();
+        MemoryCatalog {
+            products,
+            by_id,
+            searchable,
+        }
     }
 
     pub fn documents(&self, ids: &[ProductId]) -> Vec<Product> {
@@ -287,12 +306,27 @@ impl MemoryCatalog {
             .collect()
     }
 
+    /// As PostgreSQL answers: the first `limit` matches in display order, counted up to
+    /// [`SEARCH_COUNT_CAP`]; the empty query counts the whole catalog.
     pub fn search(&self, query: &str, limit: usize) -> SearchPage {
+        if query.is_empty() {
+            let results = self.products.iter().take(limit).cloned().collect();
+            return SearchPage::exact(self.products.len(), results);
+        }
         let needle = query.to_lowercase();
-        let mut matches = self.products.iter().filter(|p| p.matches(&needle));
+        let mut matches = self
+            .searchable
+            .iter()
+            .zip(&self.products)
+            .filter(|((name, description), _)| {
+                name.contains(&needle)
+                    || description.as_deref().is_some_and(|d| d.contains(&needle))
+            })
+            .map(|(_, product)| product);
         let results: Vec<Product> = matches.by_ref().take(limit).cloned().collect();
-        let total = results.len() + matches.count();
-        SearchPage { total, results }
+        let more = (SEARCH_COUNT_CAP + 1).saturating_sub(results.len());
+        let counted = results.len() + matches.take(more).count();
+        SearchPage::capped(counted, results)
     }
 
     pub fn get(&self, id: &ProductId) -> Option<Product> {
@@ -306,6 +340,7 @@ impl MemoryCatalog {
 mod tests {
     use super::*;
     use crate::catalog::{parse_csv, BUILTIN_CSV};
+    use crate::stores::Relation;
 
     fn sid(s: &str) -> SessionId {
         SessionId::parse(s).unwrap()
@@ -414,7 +449,42 @@ mod tests {
         let page = catalog.search("TEA", 2);
         assert_eq!(page.results.len(), 2);
         assert!(page.total > 2);
+        assert_eq!(page.relation, Relation::Eq);
         assert_eq!(catalog.search("100%", 10).total, 0);
         assert_eq!(catalog.documents(&[pid("f95e2475"), pid("nope")]).len(), 1);
+    }
+
+    #[test]
+    fn catalog_search_counts_up_to_the_cap_except_for_the_empty_query() {
+        let many = |n: usize, name: &str| -> Vec<Product> {
+            let template = parse_csv(BUILTIN_CSV).unwrap().remove(0);
+            (0..n)
+                .map(|i| Product {
+                    id: format!("p{i:05}"),
+                    name: format!("{name} {i}"),
+                    ..template.clone()
+                })
+                .collect()
+        };
+        let at_cap = MemoryCatalog::new(many(SEARCH_COUNT_CAP, "Zzyzx"));
+        let past_cap = MemoryCatalog::new(many(SEARCH_COUNT_CAP + 1, "Zzyzx"));
+
+        let exact = at_cap.search("zzyzx", 6);
+        let capped = past_cap.search("ZZYZX", 6);
+        let everything = past_cap.search("", 6);
+
+        assert_eq!(
+            (exact.total, exact.relation, exact.results.len()),
+            (SEARCH_COUNT_CAP, Relation::Eq, 6)
+        );
+        assert_eq!(
+            (capped.total, capped.relation, capped.results.len()),
+            (SEARCH_COUNT_CAP, Relation::Gte, 6)
+        );
+        assert_eq!(
+            (everything.total, everything.relation),
+            (SEARCH_COUNT_CAP + 1, Relation::Eq)
+        );
+        assert_eq!(capped.results, everything.results, "best rated first");
     }
 }

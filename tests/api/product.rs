@@ -190,7 +190,7 @@ async fn documents_refuse_a_body_that_is_not_an_array_of_ids() {
 }
 
 #[actix_web::test]
-async fn search_finds_sweet_tea_first_and_counts_every_match() {
+async fn search_finds_sweet_tea_first_and_counts_every_match_exactly() {
     let app = spawn_app().await;
     let expected = expected_matches("swe");
     assert!(expected.len() >= 2, "the catalog has changed: {expected:?}");
@@ -208,6 +208,7 @@ async fn search_finds_sweet_tea_first_and_counts_every_match() {
         assert_eq!(body["results"][0]["name"], "Sweet Tea", "{endpoint}");
         assert_eq!(body["results"][0], expected[0]);
         assert_eq!(body["meta"]["page"]["total_results"], expected.len());
+        assert_eq!(body["meta"]["page"]["total_results_relation"], "eq");
         assert_eq!(
             ids(&body["results"]),
             ids_of(&expected[..expected.len().min(6)])
@@ -232,6 +233,10 @@ async fn search_pages_are_cut_at_the_size_but_count_every_match() {
     let body = reply.json();
     assert_eq!(ids(&body["results"]), ids_of(&expected[..3]));
     assert_eq!(body["meta"]["page"]["total_results"], expected.len());
+    assert_eq!(
+        body["meta"]["page"]["total_results_relation"], "eq",
+        "32 products are counted exactly"
+    );
 }
 
 #[actix_web::test]
@@ -272,7 +277,10 @@ async fn percent_and_underscore_are_literal_characters() {
         assert_eq!(reply.status, StatusCode::OK, "{query}");
         assert_eq!(
             reply.json(),
-            json!({"meta": {"page": {"total_results": 0, "size": 100}}, "results": []}),
+            json!({
+                "meta": {"page": {"total_results": 0, "total_results_relation": "eq", "size": 100}},
+                "results": [],
+            }),
             "{query}"
         );
     }
@@ -294,6 +302,10 @@ async fn without_a_size_search_returns_every_match() {
         ids_of(&in_display_order(catalog()))
     );
     assert_eq!(everything.json()["meta"]["page"]["total_results"], 32);
+    assert_eq!(
+        everything.json()["meta"]["page"]["total_results_relation"],
+        "eq"
+    );
     assert_eq!(
         ids(&no_page.json()["results"]),
         ids_of(&expected_matches("tea"))

@@ -39,6 +39,7 @@ from test_chart import (
     endpoints_of,
     fetch,
     free_port,
+    help_text,
     load_values,
     local_command,
     migrate_job,
@@ -345,6 +346,23 @@ def test_migrate_waits_and_stays_within_what_the_values_say():
     job = migrate_job(Rendered({"migrate": {"backoffLimit": 8, "activeDeadlineSeconds": 600}}))
     assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (8, 600)
     assert "schema" in render_fails({"migrate": {"backoffLimit": -1}})
+
+
+def test_generated_products_are_asked_of_the_migrate_job_with_the_time_to_load_them():
+    plain = migrate_job(Rendered())
+    few = migrate_job(Rendered({"productData": {"generate": 500}}))
+    million = migrate_job(Rendered({"productData": {"generate": 1000000}}))
+
+    assert containers(plain)[0]["args"] == ["migrate"], "no --generate when 0"
+    assert containers(few)[0]["args"] == ["migrate", "--generate", "500"]
+    assert containers(million)[0]["args"] == ["migrate", "--generate", "1000000"]
+    assert "--generate <N>" in help_text("migrate") and "ECOMMERCE_GENERATE" in help_text("migrate")
+    deadline = plain["spec"]["activeDeadlineSeconds"]
+    assert few["spec"]["activeDeadlineSeconds"] == deadline
+    # A million loads in about 100 s on two cores; a Job's PostgreSQL may have far less.
+    assert million["spec"]["activeDeadlineSeconds"] == deadline + 1000
+    for bad in (-1, 10000000, "many", 1.5):
+        assert "schema" in render_fails({"productData": {"generate": bad}}), bad
 
 
 # ---- secrets of the user's own ----------------------------------------------------------------

@@ -14,7 +14,9 @@ use support::ports::free_port;
 use support::shop::{sid_of, spawn_with, unique_sid, SWEET_TEA};
 use support::stores::{self, PgCluster, RedisServer, TestDatabase};
 
+mod generate;
 mod persistence;
+mod search_scale;
 mod tls;
 
 /// Retries `check` until it holds or `within` passes.
