@@ -128,6 +128,14 @@ async fn a_primary_without_persistence_restarts_empty_and_its_replica_resyncs_to
     let replica = RedisServer::replica_of(&primary);
     let (app, session) = shopper_on(&primary, &replica).await;
     let sid = sid_of(&session);
+    // Replication is asynchronous: the crash comes once the replica has every line, so
+    // what the restart loses is the primary's doing alone.
+    eventually(
+        Duration::from_secs(10),
+        "the replica has every line",
+        || async { stored_cart(&replica, sid).await == acknowledged() },
+    )
+    .await;
 
     primary.stop();
     let served_by_replica = app.cart(&session).await;
