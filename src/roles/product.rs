@@ -2,7 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::future::ready;
+
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -11,8 +16,8 @@ use crate::domain::ProductId;
 use crate::faults::Faults;
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
-use crate::stores::{ProductStore, SEARCH_COUNT_CAP};
-use crate::telemetry::span;
+use crate::stores::{Batches, ProductStore, SEARCH_COUNT_CAP};
+use crate::telemetry::{logfmt, span};
 
 /// The most results one search returns, and the longest query.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -58,8 +63,46 @@ async fn documents(
     if let Some(failing) = faults.product_failure.as_ref().filter(|f| ids.contains(f)) {
         return Err(product_failure(failing));
     }
+    if ids.is_empty() {
+        let batches = state.products.catalog(query_delay(&faults)).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .streaming(json_array(batches)));
+    }
     let products = state.products.documents(&ids, query_delay(&faults)).await?;
     Ok(HttpResponse::Ok().json(products))
+}
+
+/// The products of `batches` as one JSON array, written as they come. A failure part-way
+/// cuts the response short (its status is already sent), so the client cannot take it for
+/// the whole catalog, and is logged.
+fn json_array(batches: Batches) -> impl Stream<Item = Result<Bytes, ApiError>> {
+    let mut first = true;
+    let items = batches.map(move |batch| {
+        let batch = batch.map_err(|e| {
+            let e = ApiError::from(e);
+            log::error!(
+                target: "request",
+                "msg=\"whole catalog cut short\" error={}",
+                logfmt::value(&e.log_text())
+            );
+            e
+        })?;
+        let mut out = Vec::with_capacity(batch.len() * 320);
+        for product in &batch {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, product).map_err(|e| ApiError::Corrupt {
+                what: "a product",
+                cause: e,
+            })?;
+        }
+        Ok(Bytes::from(out))
+    });
+    stream::once(ready(Ok(Bytes::from_static(b"["))))
+        .chain(items)
+        .chain(stream::once(ready(Ok(Bytes::from_static(b"]")))))
 }
 
 #[derive(Deserialize, Default)]

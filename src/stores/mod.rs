@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{BoxStream, StreamExt};
+
 use crate::catalog::Product;
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
 use crate::telemetry::span::{Call, Outcome, Peer};
@@ -501,6 +503,10 @@ impl SearchPage {
     }
 }
 
+/// The whole catalog as a store reads it: batches of products, best rated first; a
+/// failure part-way is the last item.
+pub type Batches = BoxStream<'static, Result<Vec<Product>, StoreError>>;
+
 impl ProductStore {
     pub fn memory(products: Vec<Product>) -> Self {
         ProductStore::Memory(Arc::new(memory::MemoryCatalog::new(products)))
@@ -535,6 +541,20 @@ impl ProductStore {
         match self {
             ProductStore::Memory(_) => Vec::new(),
             ProductStore::Postgres(p) => vec![("primary", p.pool_usage())],
+        }
+    }
+
+    /// Every product, best rated first, in batches as the store reads them: what is held
+    /// at once does not grow with the catalog (see [`postgres::PostgresCatalog::catalog`]).
+    pub async fn catalog(&self, extra: Duration) -> Result<Batches, StoreError> {
+        match self {
+            ProductStore::Memory(m) => {
+                let all = PRODUCT_DATA
+                    .run("SELECT", extra, || Ok(m.documents(&[])))
+                    .await?;
+                Ok(futures_util::stream::once(std::future::ready(Ok(all))).boxed())
+            }
+            ProductStore::Postgres(p) => p.catalog(extra).await,
         }
     }
 

@@ -11,8 +11,11 @@ use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
 use super::{
-    finish_store_call, redact, store_call, Failure, Health, PoolUsage, SearchPage, Server,
+    finish_store_call, redact, store_call, Batches, Failure, Health, PoolUsage, SearchPage, Server,
     StoreError, SEARCH_COUNT_CAP,
 };
 use crate::catalog::Product;
@@ -131,6 +134,14 @@ WHERE (products.name, products.category, products.price, products.rating, produc
       (EXCLUDED.name, EXCLUDED.category, EXCLUDED.price, EXCLUDED.rating, EXCLUDED.reviews,
        EXCLUDED.filename, EXCLUDED.description, EXCLUDED.alcoholic, EXCLUDED.temperature, EXCLUDED.type)
 "#;
+
+/// Rows of a whole-catalog read per batch (about 150 KB of JSON).
+const CATALOG_BATCH: usize = 500;
+/// How long a whole-catalog read waits for its reader to take the next batch: a client
+/// that stops reading holds a connection no longer than this.
+const READER_STALL: Duration = Duration::from_secs(10);
+/// Whole-catalog reads at once per worker, so that they never hold all of its connections.
+const CATALOG_READS: usize = 2;
 
 /// Serializes concurrent migrations (e.g. two Helm hooks) on one database.
 const MIGRATION_LOCK: i64 = 0x6563_6f6d_6d65;
@@ -281,6 +292,8 @@ pub struct PostgresCatalog {
     server: Arc<Server>,
     /// Every worker's pool, for usage metrics.
     pools: Arc<Mutex<Vec<Pool>>>,
+    /// Leaves to read the whole catalog (see [`CATALOG_READS`]), one set per worker.
+    catalog_reads: Arc<Semaphore>,
 }
 
 fn unavailable(cause: impl Into<Failure>) -> StoreError {
@@ -313,6 +326,7 @@ impl PostgresCatalog {
             target,
             server: Arc::new(Server::of(url)),
             pools: Arc::default(),
+            catalog_reads: Arc::new(Semaphore::new(CATALOG_READS)),
         })
     }
 
@@ -320,6 +334,7 @@ impl PostgresCatalog {
     pub fn for_worker(&self) -> Self {
         let worker = PostgresCatalog {
             pool: pool(&self.target),
+            catalog_reads: Arc::new(Semaphore::new(CATALOG_READS)),
             ..self.clone()
         };
         self.pools
@@ -400,18 +415,54 @@ impl PostgresCatalog {
         ids: &[ProductId],
         extra: Duration,
     ) -> Result<Vec<Product>, StoreError> {
-        let rows = if ids.is_empty() {
-            self.query(
-                &format!("SELECT {COLUMNS} FROM products {ORDER}"),
-                &[],
-                extra,
-            )
-            .await?
-        } else {
-            let ids: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
-            self.query(&by_ids_sql(), &[&ids], extra).await?
-        };
+        if ids.is_empty() {
+            return self.catalog(extra).await?.try_concat().await;
+        }
+        let ids: Vec<&str> = ids.iter().map(ProductId::as_str).collect();
+        let rows = self.query(&by_ids_sql(), &[&ids], extra).await?;
         rows.iter().map(product).collect()
+    }
+
+    /// Every product, best rated first, read from a cursor in batches by a task of its own
+    /// that stays one batch ahead of the reader: the process holds two batches at most,
+    /// however large the catalog, and the server reads no further than the reader has come
+    /// (a cursor is planned for a fast start: the display-order index, not a sort of every
+    /// row). A reader that stops taking batches for [`READER_STALL`] is given up on.
+    pub async fn catalog(&self, extra: Duration) -> Result<Batches, StoreError> {
+        let leave = tokio::time::timeout(OP_TIMEOUT, self.catalog_reads.clone().acquire_owned())
+            .await
+            .map_err(|_| unavailable(Failure::TimedOut))?
+            .expect("the semaphore is never closed");
+        let open = format!(
+            "BEGIN READ ONLY; DECLARE catalog NO SCROLL CURSOR FOR SELECT {COLUMNS} FROM products {ORDER}"
+        );
+        let open = &open;
+        let cursor = self
+            .with_client(open, extra, |client| async move {
+                let cursor = Cursor(Some(client));
+                cursor
+                    .client()
+                    .batch_execute(open)
+                    .await
+                    .map_err(query_error)?;
+                Ok(cursor)
+            })
+            .await?;
+        let (batches, reader) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(read_catalog(cursor, leave, batches));
+        Ok(
+            futures_util::stream::unfold(Some(reader), |reader| async move {
+                let mut reader = reader?;
+                Some(match reader.recv().await {
+                    Some(Ok(batch)) if batch.len() == CATALOG_BATCH => (Ok(batch), Some(reader)),
+                    Some(Ok(last)) => (Ok(last), None),
+                    Some(Err(e)) => (Err(e), None),
+                    // The task sends until the last batch or a failure: it cannot end earlier.
+                    None => (Err(unavailable(Failure::TimedOut)), None),
+                })
+            })
+            .boxed(),
+        )
     }
 
     /// What a search reads does not grow with the catalog. First up to one match past the
@@ -554,6 +605,74 @@ impl PostgresCatalog {
             .await?;
         Ok(Health::Up)
     }
+}
+
+/// A connection inside a whole-catalog read's transaction. Dropped before [`Cursor::close`]
+/// (a failure, a timeout, a reader gone) it is closed, not put back in the pool with the
+/// transaction open.
+struct Cursor(Option<deadpool_postgres::Object>);
+
+impl Cursor {
+    fn client(&self) -> &deadpool_postgres::Object {
+        self.0.as_ref().expect("present until closed")
+    }
+
+    /// Ends the transaction and puts the connection back in the pool.
+    async fn close(mut self) -> Result<(), StoreError> {
+        self.client()
+            .batch_execute("CLOSE catalog; COMMIT")
+            .await
+            .map_err(query_error)?;
+        self.0.take();
+        Ok(())
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// The task behind [`PostgresCatalog::catalog`]: batches fetched (each within the
+/// operation timeout) and handed over until the last one, a failure, or a reader that
+/// stalled or left; `leave` is held until then.
+async fn read_catalog(
+    cursor: Cursor,
+    leave: OwnedSemaphorePermit,
+    batches: mpsc::Sender<Result<Vec<Product>, StoreError>>,
+) {
+    let fetch = format!("FETCH {CATALOG_BATCH} FROM catalog");
+    loop {
+        let batch = tokio::time::timeout(OP_TIMEOUT, cursor.client().query(&fetch, &[]))
+            .await
+            .map_err(|_| unavailable(Failure::TimedOut))
+            .and_then(|rows| rows.map_err(query_error))
+            .and_then(|rows| rows.iter().map(product).collect::<Result<Vec<_>, _>>());
+        let more = matches!(&batch, Ok(b) if b.len() == CATALOG_BATCH);
+        let failed = batch.is_err();
+        // The reader left or stalled: the connection is closed as `cursor` drops.
+        match batches.send_timeout(batch, READER_STALL).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => break,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                log::warn!(
+                    "msg=\"whole catalog read given up: its reader took no batch for {} s\"",
+                    READER_STALL.as_secs()
+                );
+                break;
+            }
+        }
+        if !more {
+            if !failed {
+                let _ = tokio::time::timeout(OP_TIMEOUT, cursor.close()).await;
+            }
+            break;
+        }
+    }
+    drop(leave);
 }
 
 /// `%`, `_` and the escape character itself are literal in a search.

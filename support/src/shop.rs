@@ -299,7 +299,8 @@ impl TestApp {
             .send_body(body.into())
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let body = response.body().limit(4 * 1024 * 1024).await.unwrap();
+        // Room for a generated catalog's whole `/documents` (tens of megabytes).
+        let body = response.body().limit(64 * 1024 * 1024).await.unwrap();
         Reply {
             status: response.status(),
             headers: response.headers().clone(),

@@ -79,6 +79,22 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A plain connection to this database, for a test to read or change it directly.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        client(&self.url).await
+    }
+}
+
+/// A plain connection to the database `url` names, driven on the current runtime.
+pub async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Best effort, on a runtime of its own (Drop cannot await).

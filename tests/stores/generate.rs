@@ -32,10 +32,7 @@ async fn rows(db: &TestDatabase) -> Vec<Product> {
 
 /// `catalog_meta`'s row: (products, generated).
 async fn meta(db: &TestDatabase) -> (i64, i32) {
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
+    let client = db.client().await;
     let row = client
         .query_one("SELECT products, generated FROM catalog_meta", &[])
         .await
@@ -126,10 +123,7 @@ async fn a_changed_generated_row_is_written_back_and_only_it() {
     };
     let db = TestDatabase::create(&server).await;
     generate(&db, 300).await;
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
+    let client = db.client().await;
     client
         .execute(
             "UPDATE products SET price = 99, name = 'Tampered' WHERE id = $1",

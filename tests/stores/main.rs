@@ -462,10 +462,7 @@ async fn product_data_slow_waits_inside_postgres_on_the_query_s_connection_until
         s.faults.enable("product-data-slow=300").unwrap();
     })
     .await;
-    let (monitor, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
+    let monitor = db.client().await;
     let trace_id = hex::encode(rand::random::<[u8; 16]>());
     let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
     let url = app.url(Role::Product, &format!("/products/{SWEET_TEA}"));

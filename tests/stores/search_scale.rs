@@ -13,6 +13,9 @@ use serde_json::json;
 
 use support::shop::spawn_with;
 use support::stores::{self, TestDatabase};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::eventually;
 
 const GENERATED: u32 = 50_000;
 
@@ -48,10 +51,7 @@ struct Row {
 /// Every product in the database, read with plain SQL, in display order (best rated, more
 /// reviews, then the id bytewise).
 async fn every_row(url: &str) -> Vec<Row> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    actix_web::rt::spawn(connection);
+    let client = stores::client(url).await;
     let mut rows: Vec<Row> = client
         .query(
             "SELECT id, name, description, rating, reviews FROM products",
@@ -168,10 +168,106 @@ async fn search_on_a_large_catalog_agrees_with_a_brute_force_filter_and_caps_its
         relations.iter().any(|(r, n, size)| *r == "eq" && n > size),
         "{relations:?}"
     );
+    // The whole catalog (no ids), streamed from a cursor: every row, best rated first.
+    let all = app.get(&app.url(Role::Product, "/documents")).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let all = all.json();
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert!(ids == expected, "the whole catalog differs from the rows");
+    assert_eq!(all[0]["name"].as_str(), Some(rows[0].name.as_str()));
+
     assert_eq!(brute_force(&rows, "% c"), ["pct70", "pct85"]);
     assert_eq!(brute_force(&rows, "_b"), ["under1"]);
     assert!(
         generation < Duration::from_secs(60),
         "generating {GENERATED} products took {generation:?}"
+    );
+}
+
+/// Transactions the product role holds open: whole-catalog reads in progress.
+async fn open_reads(monitor: &tokio_postgres::Client) -> i64 {
+    monitor
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'ecommerce' AND state = 'idle in transaction'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A client that asks for the whole catalog, takes the first bytes, then reads no more
+/// (a small receive window, so that the rest waits in the role).
+async fn stalled_reader(address: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(address.parse().unwrap()).await.unwrap();
+    stream
+        .write_all(b"GET /documents HTTP/1.1\r\nHost: product\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 64];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &first[..n]);
+    stream
+}
+
+#[actix_web::test]
+async fn a_reader_that_stops_taking_the_whole_catalog_holds_its_connection_for_seconds_only() {
+    let Some(server) = stores::postgres() else {
+        return;
+    };
+    let db = TestDatabase::create(&server).await;
+    let catalog = parse_csv(BUILTIN_CSV).unwrap();
+    // About 6 MB of JSON, more than the sockets between reader and role can hold.
+    let generated = 20_000;
+    ecommerce::stores::postgres::migrate_generating(
+        &db.url,
+        &catalog,
+        generated,
+        &Trust::system().unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = spawn_with(|s| s.product_data = db.url.parse().unwrap()).await;
+    let monitor = db.client().await;
+
+    let readers = [
+        stalled_reader(&app.address(Role::Product)).await,
+        stalled_reader(&app.address(Role::Product)).await,
+    ];
+    eventually(Duration::from_secs(5), "both reads in progress", || async {
+        open_reads(&monitor).await == 2
+    })
+    .await;
+    let search = app
+        .json(
+            Method::POST,
+            &app.url(Role::Product, "/search"),
+            &json!({"query": "tea", "page": {"size": 6}}),
+        )
+        .await;
+    assert_eq!(search.status, StatusCode::OK, "searches go on beside them");
+
+    // Given up on after 10 s without a batch taken: the transactions end.
+    eventually(
+        Duration::from_secs(20),
+        "the stalled reads given up",
+        || async { open_reads(&monitor).await == 0 },
+    )
+    .await;
+    drop(readers);
+    let all = app.get(&app.url(Role::Product, "/documents")).await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert_eq!(
+        all.json().as_array().unwrap().len(),
+        catalog.len() + generated as usize
     );
 }
