@@ -127,6 +127,20 @@ LUA
 }
 
 rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1000}' "/proc/$PID/status"; }
+peak_rss() { awk '/^VmHWM/ {printf "%.1f", $2 / 1000}' "/proc/$PID/status"; }
+
+# whole_catalog: `/documents` without ids once (the whole catalog, streamed), its time and
+# size, and the role's resident memory before, after, and at its peak over all its runs.
+whole_catalog() {
+  local before out seconds bytes
+  before=$(rss)
+  out=$(curl -sf -o /dev/null -w '%{time_total} %{size_download}' --max-time 120 \
+    "http://127.0.0.1:$PORT/documents")
+  read -r seconds bytes <<<"$out"
+  printf 'whole catalog (/documents, no ids): %s s, %s; RSS %s → %s MB, peak %s MB\n' "$seconds" \
+    "$(awk -v b="$bytes" 'BEGIN {if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.0f KB", b / 1e3}')" \
+    "$before" "$(rss)" "$(peak_rss)"
+}
 
 search_body() { printf '{"query":"%s","page":{"size":6}}' "$1"; }
 
@@ -159,8 +173,8 @@ for rows in $ROWS; do
   shapes=("six best rated: the page|EXECUTE best(6)" "six best rated: the total|EXECUTE size")
   search_shapes "common term" "$COMMON_TERM"
   search_shapes "rare term" "$RARE_TERM"
-  search_shapes "suggestions" "$SUGGESTION"
   search_shapes "mid term" "$MID_TERM"
+  shapes+=("suggestions $SUGGESTION: the page and one row past it|EXECUTE page('%$SUGGESTION%', 7)")
   shapes+=("one product by id|EXECUTE by_id('$by_id')" "documents, 3 ids|EXECUTE documents($three_sql)")
   plans "$rows" "${shapes[@]}"
 
@@ -181,6 +195,7 @@ for rows in $ROWS; do
   measure "$rows" "one product by id" GET "/products/$by_id" ''
   measure "$rows" "documents, 3 ids" POST /documents "$three"
   measure "$rows" "search, mid term $MID_TERM, size 6 (no target)" POST /search "$(search_body "$MID_TERM")"
+  whole_catalog
   stop_role
 done
 

@@ -16,7 +16,7 @@ use crate::domain::ProductId;
 use crate::faults::Faults;
 use crate::http::context::RoleContext;
 use crate::http::{body, ApiError};
-use crate::stores::{Batches, ProductStore, SEARCH_COUNT_CAP};
+use crate::stores::{Batches, Count, ProductStore, SEARCH_COUNT_CAP};
 use crate::telemetry::{logfmt, span};
 
 /// The most results one search returns, and the longest query.
@@ -37,8 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/documents", web::post().to(documents))
         .route("/search", web::get().to(search))
         .route("/search", web::post().to(search))
-        .route("/suggestions", web::get().to(search))
-        .route("/suggestions", web::post().to(search))
+        .route("/suggestions", web::get().to(suggestions))
+        .route("/suggestions", web::post().to(suggestions))
         .route("/products/{id}", web::get().to(product));
 }
 
@@ -123,6 +123,25 @@ async fn search(
     ctx: web::Data<RoleContext>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    find(state, ctx, payload, Count::UpToCap).await
+}
+
+/// As search, for a list under a search box: its total says only whether there are more
+/// matches than the page (which costs one statement on any catalog).
+async fn suggestions(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    find(state, ctx, payload, Count::PastPage).await
+}
+
+async fn find(
+    state: web::Data<State>,
+    ctx: web::Data<RoleContext>,
+    payload: web::Payload,
+    count: Count,
+) -> Result<HttpResponse, ApiError> {
     let request: SearchRequest = body::optional_json(payload).await?.unwrap_or_default();
     if request.query.chars().count() > MAX_QUERY_LEN {
         return Err(ApiError::Validation(format!(
@@ -152,7 +171,7 @@ async fn search(
     }
     let page = state
         .products
-        .search(&request.query, size, query_delay(&faults))
+        .search(&request.query, size, count, query_delay(&faults))
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "meta": {"page": {

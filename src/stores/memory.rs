@@ -6,8 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{
-    Cart, Claim, Restore, SearchPage, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
-    SEARCH_COUNT_CAP,
+    Cart, Claim, Count, Restore, SearchPage, StoreError, CLAIM_STALE, MAX_CART_LINES, ORDER_TTL,
 };
 use crate::catalog::Product;
 use crate::domain::{AttemptKey, OrderId, ProductId, Quantity, SessionId};
@@ -306,9 +305,9 @@ impl MemoryCatalog {
             .collect()
     }
 
-    /// As PostgreSQL answers: the first `limit` matches in display order, counted up to
-    /// [`SEARCH_COUNT_CAP`]; the empty query counts the whole catalog.
-    pub fn search(&self, query: &str, limit: usize) -> SearchPage {
+    /// As PostgreSQL answers: the first `limit` matches in display order, counted as
+    /// `count` says; the empty query counts the whole catalog.
+    pub fn search(&self, query: &str, limit: usize, count: Count) -> SearchPage {
         if query.is_empty() {
             let results = self.products.iter().take(limit).cloned().collect();
             return SearchPage::exact(self.products.len(), results);
@@ -324,9 +323,10 @@ impl MemoryCatalog {
             })
             .map(|(_, product)| product);
         let results: Vec<Product> = matches.by_ref().take(limit).cloned().collect();
-        let more = (SEARCH_COUNT_CAP + 1).saturating_sub(results.len());
+        let cap = count.cap(limit);
+        let more = (cap + 1).saturating_sub(results.len());
         let counted = results.len() + matches.take(more).count();
-        SearchPage::capped(counted, results)
+        SearchPage::capped(counted, cap, results)
     }
 
     pub fn get(&self, id: &ProductId) -> Option<Product> {
@@ -340,7 +340,7 @@ impl MemoryCatalog {
 mod tests {
     use super::*;
     use crate::catalog::{parse_csv, BUILTIN_CSV};
-    use crate::stores::Relation;
+    use crate::stores::{Relation, SEARCH_COUNT_CAP};
 
     fn sid(s: &str) -> SessionId {
         SessionId::parse(s).unwrap()
@@ -446,11 +446,11 @@ mod tests {
     #[test]
     fn catalog_search_counts_all_matches_and_pages() {
         let catalog = MemoryCatalog::new(parse_csv(BUILTIN_CSV).unwrap());
-        let page = catalog.search("TEA", 2);
+        let page = catalog.search("TEA", 2, Count::UpToCap);
         assert_eq!(page.results.len(), 2);
         assert!(page.total > 2);
         assert_eq!(page.relation, Relation::Eq);
-        assert_eq!(catalog.search("100%", 10).total, 0);
+        assert_eq!(catalog.search("100%", 10, Count::UpToCap).total, 0);
         assert_eq!(catalog.documents(&[pid("f95e2475"), pid("nope")]).len(), 1);
     }
 
@@ -469,9 +469,11 @@ mod tests {
         let at_cap = MemoryCatalog::new(many(SEARCH_COUNT_CAP, "Zzyzx"));
         let past_cap = MemoryCatalog::new(many(SEARCH_COUNT_CAP + 1, "Zzyzx"));
 
-        let exact = at_cap.search("zzyzx", 6);
-        let capped = past_cap.search("ZZYZX", 6);
-        let everything = past_cap.search("", 6);
+        let exact = at_cap.search("zzyzx", 6, Count::UpToCap);
+        let capped = past_cap.search("ZZYZX", 6, Count::UpToCap);
+        let everything = past_cap.search("", 6, Count::UpToCap);
+        let suggested = past_cap.search("zZyZx", 6, Count::PastPage);
+        let empty_suggestion = past_cap.search("", 6, Count::PastPage);
 
         assert_eq!(
             (exact.total, exact.relation, exact.results.len()),
@@ -486,5 +488,11 @@ mod tests {
             (SEARCH_COUNT_CAP + 1, Relation::Eq)
         );
         assert_eq!(capped.results, everything.results, "best rated first");
+        assert_eq!(
+            (suggested.total, suggested.relation, &suggested.results),
+            (6, Relation::Gte, &capped.results),
+            "suggestions count past their page only"
+        );
+        assert_eq!(empty_suggestion.total, SEARCH_COUNT_CAP + 1);
     }
 }

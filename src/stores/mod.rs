@@ -450,12 +450,31 @@ pub enum ProductStore {
 /// still a full page of the largest size.
 pub const SEARCH_COUNT_CAP: usize = 100;
 
+/// How far a search counts its matches: up to [`SEARCH_COUNT_CAP`] (`/search`), or only
+/// whether there are more than its page shows (`/suggestions`: a list under a search box
+/// shows no count, and one statement then reads the page and the row past it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    UpToCap,
+    PastPage,
+}
+
+impl Count {
+    /// The largest total a page of `limit` results reports exactly.
+    pub fn cap(self, limit: usize) -> usize {
+        match self {
+            Count::UpToCap => SEARCH_COUNT_CAP,
+            Count::PastPage => limit,
+        }
+    }
+}
+
 /// How a search's `total` relates to the number of matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
     /// `total` is every match.
     Eq,
-    /// Counting stopped at [`SEARCH_COUNT_CAP`]: there are more matches than `total`.
+    /// Counting stopped at its cap (see [`Count`]): there are more matches than `total`.
     Gte,
 }
 
@@ -478,11 +497,11 @@ pub struct SearchPage {
 }
 
 impl SearchPage {
-    /// A page whose matches were counted up to `SEARCH_COUNT_CAP + 1`: `counted` past the
-    /// cap is reported as the cap, at least.
-    pub fn capped(counted: usize, results: Vec<Product>) -> SearchPage {
-        let (total, relation) = if counted > SEARCH_COUNT_CAP {
-            (SEARCH_COUNT_CAP, Relation::Gte)
+    /// A page whose matches were counted up to one past `cap`: `counted` past the cap is
+    /// reported as the cap, at least.
+    pub fn capped(counted: usize, cap: usize, results: Vec<Product>) -> SearchPage {
+        let (total, relation) = if counted > cap {
+            (cap, Relation::Gte)
         } else {
             (counted, Relation::Eq)
         };
@@ -575,21 +594,22 @@ impl ProductStore {
     }
 
     /// Products whose name or description contains `query` (any case), best rated first:
-    /// the first `limit`, and their number counted up to [`SEARCH_COUNT_CAP`] (the empty
-    /// query: the catalog's size).
+    /// the first `limit`, and their number counted as `count` says (the empty query: the
+    /// catalog's size).
     pub async fn search(
         &self,
         query: &str,
         limit: usize,
+        count: Count,
         extra: Duration,
     ) -> Result<SearchPage, StoreError> {
         match self {
             ProductStore::Memory(m) => {
                 PRODUCT_DATA
-                    .run("SELECT", extra, || Ok(m.search(query, limit)))
+                    .run("SELECT", extra, || Ok(m.search(query, limit, count)))
                     .await
             }
-            ProductStore::Postgres(p) => p.search(query, limit, extra).await,
+            ProductStore::Postgres(p) => p.search(query, limit, count, extra).await,
         }
     }
 
@@ -839,14 +859,17 @@ mod tests {
 
     #[test]
     fn a_count_past_the_cap_is_the_cap_at_least() {
-        let page = |counted| {
-            let page = SearchPage::capped(counted, Vec::new());
+        let page = |counted, count: Count| {
+            let page = SearchPage::capped(counted, count.cap(6), Vec::new());
             (page.total, page.relation.as_str())
         };
 
-        assert_eq!(page(0), (0, "eq"));
-        assert_eq!(page(SEARCH_COUNT_CAP), (SEARCH_COUNT_CAP, "eq"));
-        assert_eq!(page(SEARCH_COUNT_CAP + 1), (SEARCH_COUNT_CAP, "gte"));
+        assert_eq!(page(0, Count::UpToCap), (0, "eq"));
+        let cap = SEARCH_COUNT_CAP;
+        assert_eq!(page(cap, Count::UpToCap), (cap, "eq"));
+        assert_eq!(page(cap + 1, Count::UpToCap), (cap, "gte"));
+        assert_eq!(page(6, Count::PastPage), (6, "eq"));
+        assert_eq!(page(7, Count::PastPage), (6, "gte"));
         let whole = SearchPage::exact(5 * SEARCH_COUNT_CAP, Vec::new());
         assert_eq!(whole.relation, Relation::Eq);
     }

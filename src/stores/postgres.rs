@@ -15,8 +15,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    finish_store_call, redact, store_call, Batches, Failure, Health, PoolUsage, SearchPage, Server,
-    StoreError, SEARCH_COUNT_CAP,
+    finish_store_call, redact, store_call, Batches, Count, Failure, Health, PoolUsage, SearchPage,
+    Server, StoreError,
 };
 use crate::catalog::Product;
 use crate::domain::{Money, ProductId};
@@ -111,6 +111,11 @@ const ORDER: &str = "ORDER BY rating DESC, reviews DESC, id";
 /// pattern lowercased once (at planning: each search is planned for its pattern), which
 /// is what `ILIKE` does, without lowercasing every row it tests (4x cheaper per row).
 const MATCHES: &str = "(name_lc LIKE lower($1) OR description_lc LIKE lower($1))";
+
+/// The first `$2` products matching the pattern `$1`, best rated first: a search's page.
+fn page_sql() -> String {
+    format!("SELECT {COLUMNS} FROM products WHERE {MATCHES} {ORDER} LIMIT $2")
+}
 
 /// The products with the ids of `$1`, best rated first (`/documents`, and a search's page
 /// once its matches are known).
@@ -472,14 +477,19 @@ impl PostgresCatalog {
     /// rated of them are the page, read by id; past the cap the page is the display-order
     /// index read until `limit` matches. The empty query's total is `catalog_meta`'s row
     /// count, kept by `migrate`, sent together with its page.
+    ///
+    /// A count that stops at the page's size (suggestions) is the page itself read one row
+    /// longer: one statement.
     pub async fn search(
         &self,
         query: &str,
         limit: usize,
+        count: Count,
         extra: Duration,
     ) -> Result<SearchPage, StoreError> {
+        let cap = count.cap(limit);
         let limit = limit as i64;
-        let past_cap = SEARCH_COUNT_CAP as i64 + 1;
+        let past_cap = cap as i64 + 1;
         if query.is_empty() {
             let page_sql = format!("SELECT {COLUMNS} FROM products {ORDER} LIMIT $1");
             let (rows, size) = self
@@ -499,10 +509,22 @@ impl PostgresCatalog {
                 .await?;
             return Ok(SearchPage::capped(
                 counted[0].get::<_, i64>(0) as usize,
+                cap,
                 results,
             ));
         }
         let pattern = format!("%{}%", escape_like(query));
+        if past_cap <= limit + 1 {
+            let rows = self
+                .query(&page_sql(), &[&pattern, &(limit + 1)], extra)
+                .await?;
+            let results = rows.iter().take(limit as usize).map(product);
+            return Ok(SearchPage::capped(
+                rows.len(),
+                cap,
+                results.collect::<Result<_, _>>()?,
+            ));
+        }
         let (pattern, limit_rows) = (&pattern, limit as usize);
         let matching_sql =
             format!("SELECT id, rating, reviews FROM products WHERE {MATCHES} LIMIT $2");
@@ -521,11 +543,9 @@ impl PostgresCatalog {
                     .map(|row| (row.get(0), row.get(1), row.get(2)))
                     .collect();
                 let counted = found.len();
-                let rows = if counted > SEARCH_COUNT_CAP {
-                    let page_sql =
-                        format!("SELECT {COLUMNS} FROM products WHERE {MATCHES} {ORDER} LIMIT $2");
+                let rows = if counted > cap {
                     let page = client
-                        .prepare_cached(&page_sql)
+                        .prepare_cached(&page_sql())
                         .await
                         .map_err(query_error)?;
                     client.query(&page, &[pattern, &limit]).await
@@ -554,6 +574,7 @@ impl PostgresCatalog {
             .await?;
         Ok(SearchPage::capped(
             counted,
+            cap,
             rows.iter().map(product).collect::<Result<_, _>>()?,
         ))
     }

@@ -240,6 +240,30 @@ async fn search_pages_are_cut_at_the_size_but_count_every_match() {
 }
 
 #[actix_web::test]
+async fn suggestions_count_only_past_their_page() {
+    let app = spawn_app().await;
+    let expected = expected_matches("tea");
+    assert!(expected.len() > 3);
+    let suggest = |size: usize| {
+        let app = &app;
+        async move {
+            let body = json!({"query": "tea", "page": {"size": size}});
+            search(app, "suggestions", &body).await.json()
+        }
+    };
+
+    let short = suggest(3).await;
+    let whole = suggest(expected.len()).await;
+
+    assert_eq!(ids(&short["results"]), ids_of(&expected[..3]));
+    assert_eq!(short["meta"]["page"]["total_results"], 3);
+    assert_eq!(short["meta"]["page"]["total_results_relation"], "gte");
+    assert_eq!(ids(&whole["results"]), ids_of(&expected));
+    assert_eq!(whole["meta"]["page"]["total_results"], expected.len());
+    assert_eq!(whole["meta"]["page"]["total_results_relation"], "eq");
+}
+
+#[actix_web::test]
 async fn search_ignores_case() {
     let app = spawn_app().await;
 

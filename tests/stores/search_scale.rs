@@ -1,5 +1,6 @@
-//! Search on a generated catalog of 50,000 products in PostgreSQL: each page and its
-//! capped count against a brute-force filter of the same rows, read back from the database.
+//! Search, suggestions and the whole catalog on a generated catalog of 50,000 products in
+//! PostgreSQL: each page and its capped count against a brute-force filter of the same
+//! rows, read back from the database.
 
 use std::time::{Duration, Instant};
 
@@ -126,16 +127,20 @@ async fn search_on_a_large_catalog_agrees_with_a_brute_force_filter_and_caps_its
     ];
 
     let mut relations = Vec::new();
-    for (query, size) in &queries {
+    let asked = queries.iter().flat_map(|(q, size)| {
+        [("/search", SEARCH_COUNT_CAP), ("/suggestions", *size)]
+            .map(|(path, cap)| (path, q, size, cap))
+    });
+    for (path, query, size, cap) in asked {
         let reply = app
             .json(
                 Method::POST,
-                &app.url(Role::Product, "/search"),
+                &app.url(Role::Product, path),
                 &json!({"query": query, "page": {"size": size}}),
             )
             .await;
 
-        assert_eq!(reply.status, StatusCode::OK, "{query:?}");
+        assert_eq!(reply.status, StatusCode::OK, "{path} {query:?}");
         let body = reply.json();
         let expected = brute_force(&rows, query);
         let found: Vec<&str> = body["results"]
@@ -147,18 +152,20 @@ async fn search_on_a_large_catalog_agrees_with_a_brute_force_filter_and_caps_its
         assert_eq!(
             found,
             expected[..expected.len().min(*size)],
-            "{query:?}: the page"
+            "{path} {query:?}: the page"
         );
         let page = &body["meta"]["page"];
-        let capped = !query.is_empty() && expected.len() > SEARCH_COUNT_CAP;
+        let capped = !query.is_empty() && expected.len() > cap;
         let (total, relation) = if capped {
-            (SEARCH_COUNT_CAP, "gte")
+            (cap, "gte")
         } else {
             (expected.len(), "eq")
         };
-        assert_eq!(page["total_results"], json!(total), "{query:?}");
-        assert_eq!(page["total_results_relation"], relation, "{query:?}");
-        relations.push((relation, expected.len(), *size));
+        assert_eq!(page["total_results"], json!(total), "{path} {query:?}");
+        assert_eq!(page["total_results_relation"], relation, "{path} {query:?}");
+        if path == "/search" {
+            relations.push((relation, expected.len(), *size));
+        }
     }
 
     // The queries cover a capped count, an exact one of more than a page, and literal
