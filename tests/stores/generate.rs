@@ -17,9 +17,7 @@ fn originals() -> Vec<Product> {
 }
 
 async fn generate(db: &TestDatabase, n: u32) -> Migrated {
-    migrate_generating(&db.url, &originals(), n, &Trust::system().unwrap())
-        .await
-        .unwrap()
+    super::migrate_generating(db, &originals(), n).await
 }
 
 /// Every row, as the product role reads them, by id.

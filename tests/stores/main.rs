@@ -32,6 +32,18 @@ where
     }
 }
 
+/// `catalog` and `n` generated products migrated into `db`.
+async fn migrate_generating(
+    db: &TestDatabase,
+    catalog: &[ecommerce::catalog::Product],
+    n: u32,
+) -> ecommerce::stores::postgres::Migrated {
+    let trust = ecommerce::tls::Trust::system().unwrap();
+    ecommerce::stores::postgres::migrate_generating(&db.url, catalog, n, &trust)
+        .await
+        .unwrap()
+}
+
 async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .unwrap()

@@ -9,7 +9,6 @@ use ecommerce::catalog::{generated, parse_csv, Product, BUILTIN_CSV};
 use ecommerce::domain::Money;
 use ecommerce::role::Role;
 use ecommerce::stores::SEARCH_COUNT_CAP;
-use ecommerce::tls::Trust;
 use serde_json::json;
 
 use support::shop::spawn_with;
@@ -97,14 +96,7 @@ async fn search_on_a_large_catalog_agrees_with_a_brute_force_filter_and_caps_its
     let mut catalog = parse_csv(BUILTIN_CSV).unwrap();
     catalog.extend(literal_products());
     let started = Instant::now();
-    ecommerce::stores::postgres::migrate_generating(
-        &db.url,
-        &catalog,
-        GENERATED,
-        &Trust::system().unwrap(),
-    )
-    .await
-    .unwrap();
+    super::migrate_generating(&db, &catalog, GENERATED).await;
     let generation = started.elapsed();
     let rows = every_row(&db.url).await;
     assert_eq!(rows.len(), catalog.len() + GENERATED as usize);
@@ -235,14 +227,7 @@ async fn a_reader_that_stops_taking_the_whole_catalog_holds_its_connection_for_s
     let catalog = parse_csv(BUILTIN_CSV).unwrap();
     // About 6 MB of JSON, more than the sockets between reader and role can hold.
     let generated = 20_000;
-    ecommerce::stores::postgres::migrate_generating(
-        &db.url,
-        &catalog,
-        generated,
-        &Trust::system().unwrap(),
-    )
-    .await
-    .unwrap();
+    super::migrate_generating(&db, &catalog, generated).await;
     let app = spawn_with(|s| s.product_data = db.url.parse().unwrap()).await;
     let monitor = db.client().await;
 
