@@ -1,8 +1,7 @@
 //! product: the catalog in product-data, by id, by list and by search.
 
-use std::time::{Duration, Instant};
-
 use std::future::ready;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};

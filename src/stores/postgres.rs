@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::config::SslMode as WireSslMode;
 use tokio_postgres::Row;
 use tokio_postgres_rustls::MakeRustlsConnect;
-
-use futures_util::{StreamExt, TryStreamExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::{
     finish_store_call, redact, store_call, Batches, Count, Failure, Health, PoolUsage, SearchPage,
