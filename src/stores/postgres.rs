@@ -428,7 +428,7 @@ impl PostgresCatalog {
     }
 
     /// Every product, best rated first, read from a cursor in batches by a task of its own
-    /// that stays one batch ahead of the reader: the process holds two batches at most,
+    /// that stays one batch ahead of the reader: the process holds a few batches at most,
     /// however large the catalog, and the server reads no further than the reader has come
     /// (a cursor is planned for a fast start: the display-order index, not a sort of every
     /// row). A reader that stops taking batches for [`READER_STALL`] is given up on.
