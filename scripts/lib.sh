@@ -13,3 +13,15 @@ listening() { # port: true when something listens on 127.0.0.1:port
     answers 127.0.0.1 "$1"
   fi
 }
+
+release_binary() { # ECOMMERCE_BIN, exported: as given, else this tree's release build (quick when up to date)
+  if [ -z "${ECOMMERCE_BIN:-}" ]; then
+    cargo build --release --quiet
+    ECOMMERCE_BIN="$ROOT/target/release/ecommerce"
+  fi
+  export ECOMMERCE_BIN
+}
+
+k6_journeys() { # summary.json (k6 --summary-export): how many journeys k6 completed
+  python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["metrics"].get("journeys_completed",{}).get("count",0)))' "$1"
+}

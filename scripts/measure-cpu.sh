@@ -74,11 +74,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${ECOMMERCE_BIN:-}" ]; then
-  say "building the release binary and the tools"
-  cargo build --release --quiet
-  export ECOMMERCE_BIN="$ROOT/target/release/ecommerce"
-fi
+[ -n "${ECOMMERCE_BIN:-}" ] || say "building the release binary and the tools"
+release_binary
 cargo build --quiet --package xtask
 K6=$("$ROOT/scripts/k6/ensure-k6.sh")
 # Not the topology folder: its PID files are what `topology stop` stops.

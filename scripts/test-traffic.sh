@@ -56,12 +56,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${ECOMMERCE_BIN:-}" ]; then
-  # Quick when it is up to date; a stale binary would lack what is tested here.
-  step "building the release binary"
-  cargo build --release --quiet
-  ECOMMERCE_BIN=$ROOT/target/release/ecommerce
-fi
+# A stale binary would lack what is tested here.
+[ -n "${ECOMMERCE_BIN:-}" ] || step "building the release binary"
+release_binary
 [ -x "$ECOMMERCE_BIN" ] || fail "ECOMMERCE_BIN=$ECOMMERCE_BIN is not executable"
 K6=$("$ROOT/scripts/k6/ensure-k6.sh")
 step "k6: $("$K6" version | head -n 1)"
@@ -195,7 +192,7 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
   fail "the journeys did not follow the traffic level"
-journeys=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["metrics"].get("journeys_completed",{}).get("count",0)))' "$WORK/summary.json")
+journeys=$(k6_journeys "$WORK/summary.json")
 step "k6 followed the level (0, $HIGH, 0), $journeys journeys in all"
 
 step "k6: PRODUCT=random, VUS=$VUS, no pauses, ${RANDOM_SECS}s"
@@ -205,7 +202,7 @@ PRODUCT=random BASE_URL=$SHOP VUS=$VUS PAUSE_MIN=0 PAUSE_MAX=0 DURATION="${RANDO
   timeout $((RANDOM_SECS + 60)) "$K6" run --quiet --no-color --summary-export "$WORK/random-summary.json" \
     scripts/k6/journey.js >"$WORK/k6-random.log" 2>&1 || rc=$?
 [ $rc -eq 0 ] || { tail -n 30 "$WORK/k6-random.log" >&2; fail "k6 with PRODUCT=random failed (exit $rc)"; }
-random_journeys=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["metrics"].get("journeys_completed",{}).get("count",0)))' "$WORK/random-summary.json")
+random_journeys=$(k6_journeys "$WORK/random-summary.json")
 # k6 names every cart request by its route, so the products bought are read from the shop's log.
 products=$(tail -n "+$log_from" "$WORK/shop.log" | { grep -o 'method=PUT path=/api/v1/cart/[A-Za-z0-9_-]*/1' || true; } |
   sort -u | wc -l)
