@@ -116,6 +116,17 @@ def load_values(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def merged(base: dict, more: dict) -> dict:
+    """Helm's merge of values: maps merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 @functools.cache
 def _render(values_json: str, name: str, chart_path: str = str(CHART)) -> tuple[dict, ...]:
     with helm.Chart.load(Path(chart_path)) as chart:

@@ -51,6 +51,7 @@ from test_chart import (
     containers,
     endpoints_of,
     load_values,
+    merged,
     matches,
     pod_labels,
     pod_spec,
@@ -145,17 +146,6 @@ def files_of(folder: str, pattern: str) -> dict[str, str]:
 
 def render(values: dict | None = None) -> Rendered:
     return Rendered(values or {}, chart=chart_with_files())
-
-
-def merged(base: dict, more: dict) -> dict:
-    """Helm's merge of values: maps merge key by key, anything else is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in more.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @functools.cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 import shutil
 import signal
@@ -42,6 +41,7 @@ from test_chart import (
     help_text,
     load_values,
     local_command,
+    merged,
     migrate_job,
     faults_job,
     pod_annotations,
@@ -57,17 +57,6 @@ SERVERS = ["cart-data", "cart-data-replica", "session-data", "session-data-repli
 EXTERNAL = load_values(CHART / "ci" / "external-stores-values.yaml")
 OPENSHIFT = load_values(CHART / "ci" / "openshift-values.yaml")
 EXISTING = load_values(CHART / "ci" / "existing-secrets-values.yaml")
-
-
-def with_values(base: dict, more: dict) -> dict:
-    """`base` with `more` merged in, maps key by key (as Helm merges values files)."""
-    out = copy.deepcopy(base)
-    for key, value in more.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = with_values(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def role_pods(rendered: Rendered) -> list[dict]:
@@ -419,7 +408,7 @@ def test_each_existing_secret_replaces_the_charts_own(values, secret):
 def test_renders_with_existing_secrets_are_the_same_every_time():
     # Nothing random where the user's Secrets hold the values: a GitOps diff stays quiet.
     assert render_text(EXISTING) == render_text(EXISTING)
-    both = with_values(EXTERNAL, EXISTING)
+    both = merged(EXTERNAL, EXISTING)
     assert both["productData"]["external"]["enabled"] and both["productData"]["existingSecret"]["name"]
     assert render_text(both) == render_text(both)
     # The control: without them the chart generates (and a cluster's lookup keeps) its own.
