@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ecommerce::catalog::generated::{self, Conflict};
 use ecommerce::cli::{Cli, Command, FaultsCommand, FaultsSetArgs, MigrateArgs};
 use ecommerce::startup::Application;
 use ecommerce::stores::StoreUrl;
@@ -133,22 +134,10 @@ fn migrate(args: MigrateArgs) -> Result<(), String> {
         None => ecommerce::catalog::BUILTIN_CSV.to_string(),
     };
     let products = ecommerce::catalog::parse_csv(&csv).map_err(|e| format!("--catalog: {e}"))?;
-    if let Some(p) = products
-        .iter()
-        .find(|p| ecommerce::catalog::generated::is_generated_id(&p.id))
-    {
-        return Err(format!(
-            "--catalog: id {} is of the generated products' form (g and seven digits)",
-            p.id
-        ));
-    }
-    if args.generate > ecommerce::catalog::generated::MAX {
-        return Err(format!(
-            "--generate: at most {}, not {}",
-            ecommerce::catalog::generated::MAX,
-            args.generate
-        ));
-    }
+    generated::check(&products, args.generate).map_err(|e| match e {
+        Conflict::TooMany(_) => format!("--generate: {e}"),
+        Conflict::GeneratedId(_) => format!("--catalog: {e}"),
+    })?;
     let trust = trust(args.ca_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -43,6 +43,27 @@ pub fn is_generated_id(id: &str) -> bool {
     id.len() == 8 && id.starts_with('g') && id[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Why a catalog and a number of generated products cannot be loaded together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("at most {MAX}, not {0}")]
+    TooMany(u32),
+    #[error("id {0} is of the generated products' form (g and seven digits)")]
+    GeneratedId(String),
+}
+
+/// Whether `catalog` and `n` generated products can be loaded together: `n` within
+/// [`MAX`], no id of the catalog in the generated products' namespace.
+pub fn check(catalog: &[Product], n: u32) -> Result<(), Conflict> {
+    if n > MAX {
+        return Err(Conflict::TooMany(n));
+    }
+    match catalog.iter().find(|p| is_generated_id(&p.id)) {
+        Some(p) => Err(Conflict::GeneratedId(p.id.clone())),
+        None => Ok(()),
+    }
+}
+
 /// Generated products 1 to `n`, one at a time (nothing is kept).
 pub fn products(n: u32) -> impl Iterator<Item = Product> {
     (1..=n).map(product)

@@ -778,21 +778,7 @@ pub async fn migrate_generating(
     generate: u32,
     trust: &Trust,
 ) -> Result<Migrated, String> {
-    if generate > crate::catalog::generated::MAX {
-        return Err(format!(
-            "at most {} generated products",
-            crate::catalog::generated::MAX
-        ));
-    }
-    if let Some(p) = products
-        .iter()
-        .find(|p| crate::catalog::generated::is_generated_id(&p.id))
-    {
-        return Err(format!(
-            "{}: ids of g and seven digits are those of generated products",
-            p.id
-        ));
-    }
+    crate::catalog::generated::check(products, generate).map_err(|e| e.to_string())?;
     let target = Target::new(url, trust)?;
     let (mut client, connection) = target
         .config
